@@ -1,0 +1,96 @@
+"""The reward contract: a named, bounded, batch scorer that never raises on model output.
+
+A reward subclass implements ``_score_one`` (or ``_score_batch`` for vectorised scoring);
+``__call__`` wraps it so that every completion gets a float in [min, max] (or NaN for "not
+applicable"), whatever the model wrote. Failures are counted in ``self.failures`` for logging.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Sequence
+
+from saw.registry import Registry
+
+log = logging.getLogger(__name__)
+
+REWARDS: Registry = Registry("reward")
+
+
+class Reward:
+    """Base class. Subclasses set ``name``, ``min``, ``max`` and implement a scorer."""
+
+    name: str = "reward"
+    min: float = 0.0
+    max: float = 1.0
+
+    def __init__(self, **config: Any):
+        self.config = config
+        self.failures = 0
+        self.calls = 0
+
+    # ------------------------------------------------------------------ to implement
+    def _score_one(self, completion: str, record: dict) -> float:  # pragma: no cover
+        raise NotImplementedError
+
+    def _score_batch(self, completions: Sequence[str], records: Sequence[dict]) -> list[float]:
+        return [self._safe_one(c, r) for c, r in zip(completions, records)]
+
+    # ------------------------------------------------------------------ contract
+    def _safe_one(self, completion: str, record: dict) -> float:
+        try:
+            return self._score_one(completion if isinstance(completion, str) else str(completion), record)
+        except Exception as exc:  # model output must never stop training
+            self.failures += 1
+            log.debug("reward %s failed on one completion: %r", self.name, exc)
+            return self.min
+
+    def clip(self, value: Any) -> float:
+        """Coerce ``value`` into [min, max]; None/NaN stay NaN ("not applicable")."""
+        try:
+            v = float(value)
+        except (TypeError, ValueError, OverflowError):
+            self.failures += 1
+            return self.min
+        if math.isnan(v):
+            return float("nan")
+        return min(max(v, self.min), self.max)
+
+    def __call__(self, completions: Sequence[str], records: Sequence[dict]) -> list[float]:
+        """Score completions[i] against records[i]; returns len(completions) floats."""
+        if len(completions) != len(records):
+            raise ValueError(f"{self.name}: {len(completions)} completions but {len(records)} records")
+        self.calls += 1
+        try:
+            values = self._score_batch(list(completions), list(records))
+        except Exception as exc:
+            log.warning("reward %s batch scoring failed (%r); falling back to one by one", self.name, exc)
+            values = [self._safe_one(c, r) for c, r in zip(completions, records)]
+        return [self.clip(v) for v in values]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, range=[{self.min}, {self.max}])"
+
+
+def build_reward(name: str, **kwargs: Any) -> Reward:
+    """Build a registered reward by name (unknown names list the valid ones)."""
+    import rewards  # noqa: F401  (registers the built-in rewards)
+
+    cls = REWARDS.get(name)
+    return cls(**kwargs)
+
+
+def build_rewards(specs: Sequence[Any]) -> list[Reward]:
+    """Build rewards from config entries: a name, or a mapping with ``name`` and kwargs."""
+    out = []
+    for spec in specs:
+        if isinstance(spec, str):
+            out.append(build_reward(spec))
+        else:
+            spec = dict(spec)
+            name = spec.pop("name", None)
+            if name is None:
+                raise ValueError(f"reward config entry {spec!r} has no 'name'")
+            out.append(build_reward(name, **spec))
+    return out
