@@ -1,0 +1,71 @@
+"""Checks of a composed config that run before any model or dataset loads.
+
+Every error names the offending key and the fix, e.g.::
+
+    trainer.prompts_per_step * sampling.n = 30 samples cannot be split into mini_batches=4 ...
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from saw.policy import PRECISIONS, SCHEDULES
+from saw.policy_loss import AGG_MODES, KL_ESTIMATORS
+
+
+class ConfigError(ValueError):
+    """A bad config value; the message says which key and how to fix it."""
+
+
+def _choice(value: Any, valid, key: str) -> None:
+    if value not in valid:
+        raise ConfigError(f"{key}={value!r} is not valid; choose one of: {', '.join(map(str, valid))}")
+
+
+def validate_config(cfg: Any, world_size: int = 1) -> None:
+    """Raise ConfigError for a config the trainer cannot run."""
+    from rollout import ENGINES
+    from saw.advantages import WHITEN_MODES, resolve_algorithm
+
+    a, t, s = cfg.algorithm, cfg.trainer, cfg.sampling
+    try:
+        resolve_algorithm(str(a.estimator), str(a.weighting))
+    except ValueError as exc:
+        raise ConfigError(f"algorithm: {exc} (set algorithm=<file in conf/algorithm>)") from exc
+    if a.get("whiten") is not None:
+        _choice(a.whiten, WHITEN_MODES, "algorithm.whiten")
+    try:
+        ENGINES.canonical(str(cfg.rollout.engine))
+    except ValueError as exc:
+        raise ConfigError(f"rollout.engine: {exc}") from exc
+    _choice(t.precision, PRECISIONS, "trainer.precision")
+    _choice(t.lr_schedule, SCHEDULES, "trainer.lr_schedule")
+    _choice(t.loss_agg_mode, AGG_MODES, "trainer.loss_agg_mode")
+    _choice(t.kl_estimator, KL_ESTIMATORS, "trainer.kl_estimator")
+    _choice(int(t.zero_stage), (0, 1, 2, 3), "trainer.zero_stage")
+    for key in ("total_steps", "prompts_per_step", "ppo_epochs", "mini_batches", "micro_batch_size"):
+        if int(t[key]) < 1:
+            raise ConfigError(f"trainer.{key} must be >= 1, got {t[key]}")
+    if int(s.n) < 1:
+        raise ConfigError(f"sampling.n must be >= 1, got {s.n}")
+    if float(s.temperature) < 0:
+        raise ConfigError(f"sampling.temperature must be >= 0, got {s.temperature}")
+    n_total = int(t.prompts_per_step) * int(s.n)
+    parts = world_size * int(t.mini_batches)
+    if n_total % parts:
+        raise ConfigError(
+            f"trainer.prompts_per_step * sampling.n = {n_total} samples cannot be split evenly into "
+            f"{world_size} rank(s) x trainer.mini_batches={t.mini_batches}; make the product divisible by {parts}")
+    mini = n_total // parts
+    if mini % min(int(t.micro_batch_size), mini):
+        raise ConfigError(
+            f"each mini-batch has {mini} samples per rank, not a multiple of trainer.micro_batch_size="
+            f"{t.micro_batch_size}; pick a divisor of {mini}")
+    if float(t.lr) <= 0:
+        raise ConfigError(f"trainer.lr must be > 0, got {t.lr}")
+    if t.get("lora", {}).get("enabled") and int(t.zero_stage) == 3:
+        raise ConfigError("trainer.lora.enabled with trainer.zero_stage=3 is not supported; use stage 0-2")
+    rewards = cfg.task.get("rewards")
+    if a.get("weights") is not None and rewards is not None and len(a.weights) != len(rewards):
+        raise ConfigError(f"algorithm.weights has {len(a.weights)} entries but task {cfg.task.name!r} has "
+                          f"{len(rewards)} rewards ({', '.join(str(r if isinstance(r, str) else r.get('name')) for r in rewards)})")
