@@ -179,13 +179,13 @@ class RLTrainer:
             out.append(ids)
         return out
 
-    def _sampling(self, greedy: bool = False, n: int | None = None):
+    def _sampling(self, greedy: bool = False, n: int | None = None, seed: int | None = None):
         from rollout.base import SamplingConfig
 
         s = self.cfg.sampling
         return SamplingConfig(n=int(n if n is not None else s.n), temperature=0.0 if greedy else float(s.temperature),
                               top_p=1.0 if greedy else float(s.top_p), top_k=-1 if greedy else int(s.top_k),
-                              max_new_tokens=int(s.max_new_tokens), stop=list(s.get("stop") or []))
+                              max_new_tokens=int(s.max_new_tokens), stop=list(s.get("stop") or []), seed=seed)
 
     def score(self, texts: list[str], records: list[dict]) -> torch.Tensor:
         cols = [torch.tensor(r(texts, records), dtype=torch.float64) for r in self.rewards]
@@ -198,9 +198,9 @@ class RLTrainer:
             n_prompts = int(self.t.prompts_per_step)
             idx = self.sampler.take(self.data_position, n_prompts)
             prompt_ids = self._encode(idx, self.task.train)
-            # per-step torch seed: engines that sample with torch's RNG are reproducible on resume
-            torch.manual_seed(int(self.cfg.seed) * 7919 + self.step)
-            batch = self.rollout.generate(prompt_ids, self._sampling())
+            # a seed per step (not per engine call) keeps a resumed run on the same samples
+            seed = int(self.cfg.seed) * 7919 + self.step if self.t.get("seed_per_step", True) else None
+            batch = self.rollout.generate(prompt_ids, self._sampling(seed=seed))
             records = [self.task.train[idx[s.group_id]] for s in batch.samples]
             t0 = time.perf_counter()
             rewards = self.score(batch.texts, records)
