@@ -5,3 +5,5 @@ from saw.weighting import WEIGHTINGS, saw_weights
 
 __all__ = ["ESTIMATORS", "WEIGHTINGS", "compute_advantages", "saw_weights"]
 __version__ = "0.1.0"
+
+from saw import gradient_weighting as _gradient_weighting  # noqa: E402,F401  (registers "gradient")

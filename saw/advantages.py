@@ -160,6 +160,7 @@ def compute_advantages(
     eps: float = 1e-6,
     whiten: str | None = None,
     token_counts: Tensor | None = None,
+    weighting_state: dict | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Advantages Tensor[N] for rewards Tensor[N, K] and group ids Tensor[N].
 
@@ -167,6 +168,7 @@ def compute_advantages(
     (weighting="saw"); default all ones. ``reward_min`` Tensor[K] is each reward's theoretical
     minimum (needed by SAW; defaults to the batch minimum for the other weightings' CV report).
     ``whiten`` defaults to the estimator's own convention ("sequence" for GDPO, "none" else).
+    ``weighting_state`` is passed to stateful weightings (e.g. "gradient": its current weights).
 
     Returns (advantages Tensor[N] in the dtype of ``rewards``, info) where info holds "cv"
     Tensor[K], "weights" Tensor[K] (the coefficients actually applied) and estimator extras.
@@ -196,7 +198,8 @@ def compute_advantages(
         raise ValueError(f"weights must be finite, got {prio.tolist()}")
 
     with torch.no_grad():
-        w, info = WEIGHTINGS.get(w_name)(r, reward_min=rmin, priorities=prio, delta=delta)
+        w, info = WEIGHTINGS.get(w_name)(r, reward_min=rmin, priorities=prio, delta=delta,
+                                         **(weighting_state or {}))
     coeffs = w * k if (est_name == "gdpo" and WEIGHTINGS.meta(w_name).get("normalized")) else w
     mode = whiten if whiten is not None else ESTIMATORS.meta(est_name).get("default_whiten", "none")
     if mode not in WHITEN_MODES:

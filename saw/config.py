@@ -65,6 +65,9 @@ def validate_config(cfg: Any, world_size: int = 1) -> None:
         raise ConfigError(f"trainer.lr must be > 0, got {t.lr}")
     if t.get("lora", {}).get("enabled") and int(t.zero_stage) == 3:
         raise ConfigError("trainer.lora.enabled with trainer.zero_stage=3 is not supported; use stage 0-2")
+    if str(a.weighting) == "gradient" and int(t.zero_stage) == 3:
+        raise ConfigError("algorithm.weighting=gradient needs whole parameters on every rank; "
+                          "use trainer.zero_stage 0-2")
     rewards = cfg.task.get("rewards")
     if a.get("weights") is not None and rewards is not None and len(a.weights) != len(rewards):
         raise ConfigError(f"algorithm.weights has {len(a.weights)} entries but task {cfg.task.name!r} has "

@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from saw import distributed as dist_utils
 from saw.advantages import compute_advantages
+from saw.weighting import WEIGHTINGS
 from saw.batching import TokenBatch, build_token_batch, response_logprobs
 from saw.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from saw.metrics import MetricsWriter, reward_stats, tensor_stats
@@ -146,6 +147,9 @@ class RLTrainer:
 
         self.step = 0
         self.data_position = 0
+        k = len(self.rewards)
+        self.grad_weights = torch.full((k,), 1.0 / k, dtype=torch.float64)  # "gradient" weighting state
+        self._last_influence = None
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.ckpt_root = self.run_dir / "checkpoints"
         resume_step = self._maybe_resume()
@@ -168,6 +172,8 @@ class RLTrainer:
             raise FileNotFoundError(f"trainer.resume={mode}: no checkpoint at {ckpt}")
         state = load_checkpoint(self.engine, ckpt, rank=self.rank)
         self.step, self.data_position = int(state["step"]), int(state["data_position"])
+        if state.get("gradient_weights") is not None:
+            self.grad_weights = torch.tensor(state["gradient_weights"], dtype=torch.float64)
         log.info("resumed from %s at step %d", ckpt, self.step)
         return self.step
 
@@ -218,10 +224,66 @@ class RLTrainer:
         a = self.cfg.algorithm
         lengths = torch.tensor([len(c) for c in data.completion_ids], dtype=torch.float64)
         weights = None if a.get("weights") is None else list(a.weights)
+        state = None
+        if WEIGHTINGS.meta(str(a.weighting)).get("stateful"):
+            self._gradient_weighting_step(data)
+            state = {"weights": self.grad_weights}
         return compute_advantages(
             data.rewards, data.group_ids, estimator=str(a.estimator), weighting=str(a.weighting),
             weights=weights, reward_min=self.reward_min, delta=float(a.delta), eps=float(a.eps),
-            whiten=a.get("whiten"), token_counts=lengths)
+            whiten=a.get("whiten"), token_counts=lengths, weighting_state=state)
+
+    def _local_batch(self, data: StepData) -> tuple[torch.Tensor, TokenBatch]:
+        """This rank's share of the step's samples (indices into the batch, padded tokens)."""
+        n = len(data.completion_ids)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(int(self.cfg.seed) + self.step))
+        mine = order[self.rank::self.world]
+        batch = build_token_batch([data.prompt_ids[i] for i in mine], [data.completion_ids[i] for i in mine],
+                                  self.tokenizer.pad_token_id)
+        return mine, batch
+
+    def _gradient_weighting_step(self, data: StepData) -> None:
+        """Lu et al.'s mirror-descent update of the reward weights (saw/gradient_weighting.py)."""
+        from saw.advantages import group_index_of, group_normalise
+        from saw.gradient_weighting import influence_from_grads, mirror_descent_step, per_objective_gradients
+
+        gcfg = self.cfg.algorithm.get("gradient") or {}
+        index, g = group_index_of(data.group_ids)
+        per_reward = group_normalise(data.rewards.double(), index, g, eps=float(self.cfg.algorithm.eps))  # [N, K]
+        mine, batch = self._local_batch(data)
+        adv_k = per_reward[mine].float()
+        k = adv_k.shape[1]
+        n_tok = max(dist_utils.all_reduce_mean(float(batch.response_mask.sum())), 1.0)
+        module = self.engine.module
+        params = [p for p in module.parameters() if p.requires_grad]
+        plain = PolicyLossConfig(loss_agg_mode=self.loss_cfg.loss_agg_mode)
+
+        def micro_losses():
+            for s0 in range(0, len(batch), self.micro):
+                sl = slice(s0, s0 + self.micro)
+                mb = batch.slice(sl)
+
+                def make(mb=mb, sl=sl):
+                    lp, _ = response_logprobs(module, mb, temperature=float(self.cfg.sampling.temperature) or 1.0,
+                                              autocast_dtype=self.autocast)
+                    norm = n_tok if plain.loss_agg_mode == "token-mean" else float(len(batch))
+                    return [policy_loss(lp, lp.detach(), adv_k[sl, j], mb.response_mask, plain, normalizer=norm,
+                                        max_response_length=int(self.cfg.sampling.max_new_tokens))[0]
+                            for j in range(k)]
+
+                yield make
+
+        def reduce(t):
+            if self.world > 1:
+                torch.distributed.all_reduce(t)
+                t /= self.world
+            return t
+
+        grads = per_objective_gradients(params, micro_losses(), k, all_reduce=reduce)
+        influence = influence_from_grads(grads)
+        eta = float(gcfg.get("eta") or self.engine.get_lr()[0])
+        self.grad_weights = mirror_descent_step(self.grad_weights, influence, eta, float(gcfg.get("lam", 1.0)))
+        self._last_influence = influence
 
     def _forward(self, mb: TokenBatch, with_entropy: bool):
         return response_logprobs(self.engine, mb, temperature=float(self.cfg.sampling.temperature) or 1.0,
@@ -239,11 +301,7 @@ class RLTrainer:
 
     def update(self, data: StepData, adv: torch.Tensor) -> dict[str, float]:
         """PPO epochs x mini-batches x micro-batches on this rank's share of the samples."""
-        n = len(data.completion_ids)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(int(self.cfg.seed) + self.step))
-        mine = order[self.rank::self.world]
-        batch = build_token_batch([data.prompt_ids[i] for i in mine], [data.completion_ids[i] for i in mine],
-                                  self.tokenizer.pad_token_id)
+        mine, batch = self._local_batch(data)
         my_adv = adv[mine].float()
         on_policy = int(self.t.ppo_epochs) == 1 and int(self.t.mini_batches) == 1
         old_lp = None if on_policy else self._logprobs_no_grad(self.engine.module, batch)
@@ -334,6 +392,8 @@ class RLTrainer:
         if "scalar_reward" in info:
             m["reward/total/mean"] = float(info["scalar_reward"].double().mean())
         m.update(tensor_stats("adv", adv))
+        if self._last_influence is not None:
+            m.update({f"reward/{n}/influence": float(v) for n, v in zip(self.reward_names, self._last_influence)})
         m["response/length_mean"] = float(lengths.mean())
         m["response/length_max"] = float(lengths.max())
         m["response/clip_frac"] = float(np.mean([f == "length" for f in data.finish_reasons]))
@@ -354,7 +414,7 @@ class RLTrainer:
 
     def save(self) -> None:
         state = {"step": self.step, "data_position": self.data_position, "seed": int(self.cfg.seed),
-                 "algorithm": str(self.cfg.algorithm.name)}
+                 "algorithm": str(self.cfg.algorithm.name), "gradient_weights": self.grad_weights.tolist()}
         save_checkpoint(self.engine, self.ckpt_root, self.step, state, rank=self.rank,
                         barrier=dist_utils.barrier, keep=int(self.t.keep_checkpoints))
 

@@ -1,0 +1,467 @@
+"""Tool calling in the ToolRL output format, from BFCL v4 (embedded) or ToolRL parquet files.
+
+The model sees a system prompt listing the tools and the answer format, then the user's
+request, and must answer with::
+
+    <think> reasoning </think>
+    <tool_call>
+    {"name": "tool_a", "parameters": {"x": 1}}
+    {"name": "tool_b", "parameters": {}}
+    </tool_call>
+    <response> optional reply to the user </response>
+
+Sources (config ``source``):
+
+- ``bfcl`` (embedded default): BFCL v4 as shipped in the ``bfcl-eval`` package (its JSON
+  files are read directly; no ``bfcl_eval`` module is imported). The Live categories
+  (live_simple, live_multiple, live_parallel, live_parallel_multiple) are split into train
+  and a small validation split; the Non-Live categories (simple_python, multiple, parallel,
+  parallel_multiple) form the test split, used for evaluation only. Train/validation records
+  whose user question also occurs in the test split are dropped, and validation never shares
+  a question with train.
+- ``toolrl``: the ToolRL/verl parquet format the SAW authors trained on (columns ``prompt``
+  = chat messages, ``reward_model.ground_truth`` = target text, ``data_source``,
+  ``extra_info``), from local files (``paths``) or a hub id (``hub_id``). Prompts are used as
+  they are.
+
+Ground truth built from BFCL's possible answers (one convention, used for SFT targets and
+for the rule-based rewards that compare against ``ground_truth``):
+
+1. Each call becomes ``{"name": function, "parameters": {...}}``, one JSON object per line,
+   in BFCL's order.
+2. A parameter whose acceptable values include ``""`` is optional: it is omitted.
+3. Otherwise the first acceptable value is used. An empty list of acceptable values (BFCL
+   writes ``[]`` for a required array that should stay empty) gives the value ``[]``.
+4. The rule applies recursively: a dict value maps each key to its own list of acceptable
+   values (rules 2-3 again), a list value applies the rule to each element; plain values are
+   kept as they are.
+5. The think text is a fixed sentence naming the tools: ``<think> I should call NAME. </think>``
+   (``A and B`` / ``A, B and C`` for several tools). No ``<response>`` block.
+
+``extra_info`` of a BFCL record keeps ``bfcl_id``, ``category``, ``functions`` (BFCL's
+function docs) and ``possible_answer`` (BFCL's acceptable values) for the BFCL checker.
+
+Tool rendering (config ``tool_render``): ``compact`` (default; one line per tool with a
+JSON sketch of its parameters, short rules, one worked example) or ``full`` (ToolRL's
+style: numbered tools with name, description and the whole JSON parameter schema, and
+longer instructions). Prompt length sets the step cost on CPU, hence the compact default.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from saw.tasks.base import (
+    TASKS,
+    Task,
+    TaskDataError,
+    carve_split,
+    check_config_keys,
+    check_messages,
+    load_hub_rows,
+    load_rows,
+    normalise_text,
+    require,
+    subsample,
+)
+
+log = logging.getLogger(__name__)
+
+LIVE_CATEGORIES = ("live_simple", "live_multiple", "live_parallel", "live_parallel_multiple")
+NON_LIVE_CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple")
+TOOL_RENDERS = ("compact", "full")
+BFCL_DATA_SOURCE = "bfcl_v4"
+DEFAULT_REWARDS = ["toolcall_format", "toolcall_correctness"]
+_ALLOWED_KEYS = frozenset({
+    "train_categories", "test_categories", "tool_render", "bfcl_data_dir",
+    "paths", "hub_id", "hub_subset", "hub_splits",
+})
+
+
+# ============================================================================ BFCL files
+def bfcl_data_dir(override: str | Path | None = None) -> Path:
+    """The ``data`` folder of the installed ``bfcl-eval`` package (found without importing it)."""
+    if override:
+        path = Path(str(override)).expanduser()
+    else:
+        spec = importlib.util.find_spec("bfcl_eval")
+        if spec is None or not spec.submodule_search_locations:
+            raise TaskDataError("package 'bfcl-eval' is not installed; install it with "
+                                "`pip install --no-deps -r requirements/nodeps.txt`, or set task.bfcl_data_dir")
+        path = Path(list(spec.submodule_search_locations)[0]) / "data"
+    if not path.is_dir():
+        raise TaskDataError(f"BFCL data folder {str(path)!r} does not exist (set task.bfcl_data_dir)")
+    return path
+
+
+def _read_json_lines(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise TaskDataError(f"BFCL file {str(path)!r} does not exist (is the category name right? "
+                            f"valid: {', '.join(LIVE_CATEGORIES + NON_LIVE_CATEGORIES)})")
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise TaskDataError(f"{path}: line {line_no} is not valid JSON ({exc})") from exc
+    if not rows:
+        raise TaskDataError(f"BFCL file {str(path)!r} is empty")
+    return rows
+
+
+def load_bfcl_category(category: str, data_dir: str | Path | None = None) -> list[tuple[dict, dict]]:
+    """(question entry, possible-answer entry) pairs of one BFCL v4 category, matched by id."""
+    root = bfcl_data_dir(data_dir)
+    questions = _read_json_lines(root / f"BFCL_v4_{category}.json")
+    answer_path = root / "possible_answer" / f"BFCL_v4_{category}.json"
+    answers = {row.get("id"): row for row in _read_json_lines(answer_path)}
+    pairs = []
+    for line_no, q in enumerate(questions, start=1):
+        where = f"{root / f'BFCL_v4_{category}.json'}: line {line_no}"
+        for key in ("id", "question", "function"):
+            if key not in q:
+                raise TaskDataError(f"{where}: entry lacks {key!r}")
+        if q["id"] not in answers:
+            raise TaskDataError(f"{where}: id {q['id']!r} has no entry in {answer_path}")
+        pairs.append((q, answers[q["id"]]))
+    return pairs
+
+
+# ============================================================================ ground truth
+def resolve_value(value: Any) -> Any:
+    """Apply the first-value rule inside a chosen value (rule 4 of the module docstring)."""
+    if isinstance(value, dict):
+        out = {}
+        for key, sub in value.items():
+            if isinstance(sub, list):  # a list of acceptable values
+                picked = pick_acceptable(sub)
+                if picked is not _OMIT:
+                    out[key] = picked
+            else:  # a plain value (BFCL is not always consistent inside nested dicts)
+                out[key] = resolve_value(sub)
+        return out
+    if isinstance(value, list):
+        return [resolve_value(v) for v in value]
+    return value
+
+
+class _Omit:
+    def __repr__(self) -> str:
+        return "<omit>"
+
+
+_OMIT = _Omit()
+
+
+def pick_acceptable(acceptable: list) -> Any:
+    """The ground-truth value for a list of acceptable values, or ``_OMIT`` for an optional one."""
+    if len(acceptable) == 0:
+        return []
+    if any(isinstance(v, str) and v == "" for v in acceptable):
+        return _OMIT
+    return resolve_value(acceptable[0])
+
+
+def bfcl_ground_truth_calls(possible_answer: Sequence[Mapping[str, Mapping[str, list]]]) -> list[dict]:
+    """BFCL ``ground_truth`` (a list of {function: {param: [acceptable values]}}) -> list of
+    ``{"name": function, "parameters": {...}}`` following the module's convention."""
+    calls = []
+    for i, call in enumerate(possible_answer):
+        if not isinstance(call, Mapping) or len(call) != 1:
+            raise TaskDataError(f"possible answer {i} must map one function name to its parameters, got {call!r:.200}")
+        (name, params), = call.items()
+        if not isinstance(params, Mapping):
+            raise TaskDataError(f"possible answer for {name!r} must map parameters to acceptable values")
+        calls.append({"name": name, "parameters": resolve_value(dict(params))})
+    return calls
+
+
+def _join_names(names: Sequence[str]) -> str:
+    if len(names) == 1:
+        return names[0]
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def format_tool_calls(calls: Sequence[Mapping[str, Any]]) -> str:
+    """Ground-truth text: a fixed think sentence and one JSON object per call line."""
+    if not calls:
+        raise ValueError("a tool-call ground truth needs at least one call")
+    names = list(dict.fromkeys(c["name"] for c in calls))
+    lines = [json.dumps({"name": c["name"], "parameters": c["parameters"]}, ensure_ascii=False) for c in calls]
+    return f"<think> I should call {_join_names(names)}. </think>\n<tool_call>\n" + "\n".join(lines) + "\n</tool_call>"
+
+
+# ============================================================================ prompts
+_FULL_INTRO = (
+    "You are an assistant that fulfils the user's request by calling tools and, when useful, "
+    "replying to the user. Every answer follows the structured format described below."
+)
+_FULL_STEPS = """# How to answer
+1. Think: inside <think> </think>, work out what the user wants and which tools (if any) achieve it.
+2. Call tools: if tools are needed, put the calls inside <tool_call> </tool_call>, one JSON object per line with the keys "name" and "parameters". Several calls may be listed at once. A tool without arguments gets "parameters": {}.
+3. Reply: if the user should get a message, write it inside <response> </response>.
+
+# Answer format
+<think> your reasoning </think>
+<tool_call>
+{"name": "first tool", "parameters": {"argument name": "argument value"}}
+{"name": "second tool", "parameters": {"argument name": "argument value"}}
+</tool_call>
+<response> your reply to the user </response>
+
+# Rules
+1. Always start with a <think> block, then give a <tool_call> block, a <response> block, or both.
+2. Call only the tools listed above, with their exact names and parameter names, and include every required parameter.
+3. Earlier turns of the dialogue may contain your previous <tool_call> and <response> blocks and tool results marked <obs> </obs>; take them into account."""
+
+_COMPACT_RULES = (
+    "Answer with <think> short reasoning </think>, then <tool_call> with one JSON object per line "
+    "{\"name\": tool, \"parameters\": {argument: value}}, then </tool_call>. Add <response> text </response> "
+    "only if a reply is needed. Use only the tools above, their exact parameter names, and give every "
+    "required parameter; leave out optional ones you do not need."
+)
+_COMPACT_EXAMPLE = (
+    "Example for a request \"What's the weather in Paris in celsius?\":\n"
+    "<think> I should call get_weather. </think>\n<tool_call>\n"
+    "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\", \"unit\": \"celsius\"}}\n</tool_call>"
+)
+
+
+def _first_sentence(text: str, max_words: int = 40) -> str:
+    text = " ".join(str(text).split())
+    for stop in (". ", ".\n"):
+        cut = text.find(stop)
+        if cut != -1:
+            text = text[: cut + 1]
+            break
+    words = text.split(" ")
+    if len(words) > max_words:
+        text = " ".join(words[:max_words]) + " ..."
+    return text
+
+
+def _compact_schema(schema: Any, required: bool) -> Any:
+    """A short JSON sketch of a parameter schema: nested objects stay objects, leaves become
+    strings like ``"integer"``, ``"string, one of [\"a\", \"b\"], optional, default \"a\""``."""
+    if not isinstance(schema, Mapping):
+        return "any"
+    kind = str(schema.get("type", "any"))
+    props = schema.get("properties")
+    if kind in ("dict", "object") and isinstance(props, Mapping) and props:
+        req = set(schema.get("required") or [])
+        return {name: _compact_schema(sub, name in req) for name, sub in props.items()}
+    if kind in ("array", "tuple"):
+        items = schema.get("items")
+        if isinstance(items, Mapping) and isinstance(items.get("properties"), Mapping) and items["properties"]:
+            sketch: Any = [_compact_schema(items, True)]
+            return sketch
+        item_kind = items.get("type", "any") if isinstance(items, Mapping) else "any"
+        parts = [f"array of {item_kind}"]
+        if isinstance(items, Mapping) and items.get("enum"):
+            parts.append("items one of " + json.dumps(items["enum"], ensure_ascii=False))
+    else:
+        parts = [kind]
+    if schema.get("enum"):
+        parts.append("one of " + json.dumps(schema["enum"], ensure_ascii=False))
+    if not required:
+        parts.append("optional")
+        if "default" in schema:
+            parts.append("default " + json.dumps(schema["default"], ensure_ascii=False))
+    return ", ".join(parts)
+
+
+def render_tool_compact(function: Mapping[str, Any]) -> str:
+    """One line: ``- name: first sentence of the description Parameters: {json sketch}``."""
+    params = function.get("parameters") or {}
+    sketch = _compact_schema(params, True) if params.get("properties") else {}
+    if not isinstance(sketch, dict):
+        sketch = {}
+    desc = _first_sentence(function.get("description", ""))
+    return f"- {function['name']}: {desc} Parameters: {json.dumps(sketch, ensure_ascii=False)}"
+
+
+def render_tool_full(index: int, function: Mapping[str, Any]) -> str:
+    """ToolRL style: numbered name, full description and the whole JSON parameter schema."""
+    params = function.get("parameters") or {}
+    return (f"{index}. Name: {function['name']}\nDescription: {function.get('description', '')}\n"
+            f"Parameters: {json.dumps(params, ensure_ascii=False)}")
+
+
+def tool_system_prompt(functions: Sequence[Mapping[str, Any]], tool_render: str = "compact") -> str:
+    """The system message: the tools in the chosen rendering plus the answer format."""
+    if tool_render == "compact":
+        tools = "\n".join(render_tool_compact(f) for f in functions)
+        return ("You fulfil the user's request by calling tools. Available tools "
+                "(JSON parameters; all are required unless marked optional):\n"
+                f"{tools}\n{_COMPACT_RULES}\n{_COMPACT_EXAMPLE}")
+    if tool_render == "full":
+        tools = "\n".join(render_tool_full(i, f) for i, f in enumerate(functions, start=1))
+        return f"{_FULL_INTRO}\n\n# Available tools\nYou may call these tools:\n{tools}\n\n{_FULL_STEPS}"
+    raise ValueError(f"unknown tool_render {tool_render!r}; valid: {', '.join(TOOL_RENDERS)}")
+
+
+def bfcl_to_record(question: Mapping[str, Any], answer: Mapping[str, Any], category: str,
+                   tool_render: str = "compact", where: str = "") -> dict:
+    """One BFCL (question, possible answer) pair -> a record (see saw.tasks.base)."""
+    where = where or f"BFCL {category} id {question.get('id')!r}"
+    turns = question["question"]
+    if not isinstance(turns, list) or not turns or not isinstance(turns[0], list):
+        raise TaskDataError(f"{where}: 'question' must be a list of turns (lists of messages)")
+    if len(turns) != 1:
+        raise TaskDataError(f"{where}: multi-turn entries are not supported (got {len(turns)} turns)")
+    messages = check_messages(turns[0], where)
+    functions = question["function"]
+    if not isinstance(functions, list) or not functions:
+        raise TaskDataError(f"{where}: 'function' must be a non-empty list of function docs")
+    if "ground_truth" not in answer:
+        raise TaskDataError(f"{where}: possible-answer entry lacks 'ground_truth'")
+    system = tool_system_prompt(functions, tool_render)
+    chat: list[dict] = []
+    for msg in messages:
+        if msg["role"] == "system":  # BFCL's own system text goes after ours, in one system message
+            system = system + "\n\n" + msg["content"]
+        else:
+            chat.append({"role": msg["role"], "content": msg["content"]})
+    if not any(m["role"] == "user" for m in chat):
+        raise TaskDataError(f"{where}: no user message")
+    calls = bfcl_ground_truth_calls(answer["ground_truth"])
+    return {
+        "id": str(question["id"]),
+        "prompt": [{"role": "system", "content": system}] + chat,
+        "ground_truth": format_tool_calls(calls),
+        "data_source": BFCL_DATA_SOURCE,
+        "extra_info": {
+            "bfcl_id": str(question["id"]),
+            "category": category,
+            "functions": functions,
+            "possible_answer": answer["ground_truth"],
+            "question": " ".join(m["content"] for m in chat if m["role"] == "user"),
+        },
+    }
+
+
+def question_key(record: Mapping[str, Any]) -> str:
+    """Normalised text of the record's user messages: two records with the same key ask the same question."""
+    return normalise_text(" ".join(m["content"] for m in record["prompt"] if m["role"] == "user"))
+
+
+# ============================================================================ ToolRL parquet
+def toolrl_row_to_record(row: Mapping[str, Any], split: str, index: int, where: str) -> dict:
+    """One ToolRL/verl row (prompt, reward_model.ground_truth, data_source, extra_info) -> a record."""
+    if not isinstance(row, Mapping):
+        raise TaskDataError(f"{where}: row is not a mapping")
+    if "prompt" not in row:
+        raise TaskDataError(f"{where}: missing column 'prompt' (ToolRL format: prompt, reward_model, "
+                            "data_source, extra_info)")
+    prompt = row["prompt"]
+    if hasattr(prompt, "tolist"):
+        prompt = prompt.tolist()
+    messages = check_messages(prompt, where)
+    reward_model = row.get("reward_model")
+    gt = reward_model.get("ground_truth") if isinstance(reward_model, Mapping) else None
+    if not isinstance(gt, str) or not gt.strip():
+        raise TaskDataError(f"{where}: missing or empty 'reward_model.ground_truth'")
+    extra = row.get("extra_info")
+    extra = dict(extra) if isinstance(extra, Mapping) else {}
+    extra.setdefault("source_row", index)
+    return {
+        "id": f"toolrl-{split}-{index}",
+        "prompt": [{"role": m["role"], "content": m["content"]} for m in messages],
+        "ground_truth": gt,
+        "data_source": str(row.get("data_source") or "toolrl"),
+        "extra_info": extra,
+    }
+
+
+def _load_toolrl_split(cfg: Mapping[str, Any], split: str) -> list[dict]:
+    paths = cfg.get("paths") or {}
+    hub_id = cfg.get("hub_id")
+    path = paths.get(split) if isinstance(paths, Mapping) else None
+    if path in (None, "???", ""):
+        if not hub_id:
+            return []
+        hub_split = (cfg.get("hub_splits") or {}).get(split, split)
+        rows = load_hub_rows(hub_id, hub_split, f"toolcall task ({split})", cfg.get("hub_subset"))
+        origin = f"hub dataset {hub_id} split {hub_split}"
+    else:
+        rows = load_rows(path, f"toolcall task ({split})")
+        origin = str(path)
+    return [toolrl_row_to_record(row, split, i, f"{origin}: row {i}") for i, row in enumerate(rows)]
+
+
+# ============================================================================ the task
+def _drop_shared_questions(train: list[dict], test: list[dict], label: str) -> list[dict]:
+    test_keys = {question_key(r) for r in test}
+    kept = [r for r in train if question_key(r) not in test_keys]
+    if len(kept) != len(train):
+        log.info("%s: dropped %d training records whose question is also in the test split",
+                 label, len(train) - len(kept))
+    return kept
+
+
+def _build_bfcl(cfg: Mapping[str, Any]) -> tuple[list[dict], list[dict], list[dict]]:
+    tool_render = cfg.get("tool_render", "compact")
+    if tool_render not in TOOL_RENDERS:
+        raise ValueError(f"toolcall task: unknown tool_render {tool_render!r}; valid: {', '.join(TOOL_RENDERS)}")
+    data_dir = cfg.get("bfcl_data_dir")
+
+    def records(categories: Iterable[str]) -> list[dict]:
+        out = []
+        for cat in categories:
+            for q, a in load_bfcl_category(cat, data_dir):
+                out.append(bfcl_to_record(q, a, cat, tool_render))
+        return out
+
+    train_cats = list(cfg.get("train_categories") or LIVE_CATEGORIES)
+    test_cats = list(cfg.get("test_categories") or NON_LIVE_CATEGORIES)
+    overlap = set(train_cats) & set(test_cats)
+    if overlap:
+        raise ValueError(f"toolcall task: categories {sorted(overlap)} are in both train_categories and test_categories")
+    pool = records(train_cats)
+    test = records(test_cats)
+    pool = _drop_shared_questions(pool, test, "toolcall/bfcl")
+    return pool, [], test
+
+
+def _build_toolrl(cfg: Mapping[str, Any]) -> tuple[list[dict], list[dict], list[dict]]:
+    paths = cfg.get("paths") or {}
+    if not cfg.get("hub_id"):
+        require(paths, "train", "toolcall task (source toolrl), paths")
+    train = _load_toolrl_split(cfg, "train")
+    if not train:
+        raise TaskDataError("toolcall task (source toolrl): no training rows; set task.paths.train or task.hub_id")
+    validation = _load_toolrl_split(cfg, "validation")
+    test = _load_toolrl_split(cfg, "test")
+    train = _drop_shared_questions(train, test, "toolcall/toolrl")
+    return train, validation, test
+
+
+_SOURCES = {"bfcl": _build_bfcl, "toolrl": _build_toolrl}
+
+
+@TASKS.register("toolcall", aliases=("tool_calling", "tool_call"))
+def build_toolcall_task(cfg: Mapping[str, Any]) -> Task:
+    """Build the tool-calling task from a plain config dict (see conf/task/toolcall*.yaml)."""
+    check_config_keys(cfg, _ALLOWED_KEYS, "toolcall task")
+    source = cfg.get("source", "bfcl")
+    if source not in _SOURCES:
+        raise TaskDataError(f"toolcall task: unknown source {source!r}; valid: {', '.join(sorted(_SOURCES))}")
+    seed = int(cfg.get("seed", 0))
+    train, validation, test = _SOURCES[source](cfg)
+    if not validation:
+        train, validation = carve_split(train, int(cfg.get("validation_size", 32) or 0), seed, question_key)
+    train = subsample(train, cfg.get("max_train_records"), seed)
+    validation = subsample(validation, cfg.get("max_eval_records"), seed)
+    test = subsample(test, cfg.get("max_eval_records"), seed)
+    return Task(
+        name="toolcall", train=train, validation=validation, test=test,
+        reward_specs=list(cfg.get("rewards") or DEFAULT_REWARDS),
+        max_prompt_length=cfg.get("max_prompt_length"), config=dict(cfg),
+    )
