@@ -1,0 +1,227 @@
+"""LLM judge reward against a real OpenAI-compatible HTTP server on 127.0.0.1 (stdlib http.server)."""
+
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from rewards import build_reward
+from rewards.judge import LLMJudgeReward, parse_judge_score
+
+
+class JudgeServer:
+    """/v1/chat/completions; ``behaviour(request_json, n) -> (status, reply_text_or_body, delay_s)``."""
+
+    def __init__(self):
+        self.requests = []
+        self.headers = []
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.behaviour = lambda request, n: (200, "Score: 7", 0.0)
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with server.lock:
+                    server.requests.append((self.path, body))
+                    server.headers.append(dict(self.headers))
+                    n = len(server.requests)
+                    server.in_flight += 1
+                    server.peak_in_flight = max(server.peak_in_flight, server.in_flight)
+                try:
+                    status, reply, delay = server.behaviour(body, n)
+                    time.sleep(delay)
+                    if isinstance(reply, bytes):
+                        payload = reply
+                    else:
+                        payload = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": reply}}]}).encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def reset(self, behaviour):
+        self.behaviour = behaviour
+        self.requests.clear()
+        self.headers.clear()
+        self.peak_in_flight = 0
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = JudgeServer()
+    yield srv
+    srv.close()
+
+
+def judge(server, **options):
+    options = {"retry_backoff_s": 0.0, "timeout_s": 5.0, **options}
+    return LLMJudgeReward(base_url=server.base_url, model="judge-model", **options)
+
+
+RECORD = {"id": "1", "prompt": [{"role": "system", "content": "sys"}, {"role": "user", "content": "POST: my cat ate my homework"}],
+          "ground_truth": "cat ate homework"}
+
+
+def test_scores_and_sends_an_openai_style_request(server):
+    server.reset(lambda request, n: (200, "Score: 7", 0.0))
+    reward = judge(server, dimension="conciseness", temperature=0.3, api_key="secret")
+    assert (reward.min, reward.max, reward.name) == (0.0, 10.0, "llm_judge_conciseness")
+    assert reward(["<|im_start|>assistant\nTL;DR: the cat ate it<|im_end|>"], [RECORD]) == [7.0]
+    (path, body), = server.requests
+    assert path == "/v1/chat/completions"
+    assert body["model"] == "judge-model" and body["temperature"] == 0.3 and body["max_tokens"] == 16
+    user = body["messages"][-1]["content"]
+    assert "CONCISENESS" in user and "POST: my cat ate my homework" in user
+    assert "Summary to grade:\nthe cat ate it\n" in user and "cat ate homework" not in user  # no reference
+    assert server.headers[0]["Authorization"] == "Bearer secret"
+    assert reward.failures == 0 and reward.last_failures == 0
+
+
+def test_reference_and_custom_rubric(server):
+    server.reset(lambda request, n: (200, "**Score:** 9/10", 0.0))
+    reward = judge(server, dimension="faithfulness", rubric="Grade FAITHFULNESS.", include_reference=True)
+    assert reward(["a summary"], [RECORD]) == [9.0]
+    user = server.requests[0][1]["messages"][-1]["content"]
+    assert "Grade FAITHFULNESS." in user and "Reference summary:\ncat ate homework" in user
+    assert reward.name == "llm_judge_faithfulness"
+
+
+def test_results_keep_their_order_under_concurrency(server):
+    def behaviour(request, n):
+        wanted = re.search(r"Summary to grade:\nsummary number (\d+)", request["messages"][-1]["content"]).group(1)
+        return 200, f"Score: {int(wanted) % 11}", 0.02 * (n % 3)
+
+    server.reset(behaviour)
+    reward = judge(server, concurrency=4)
+    values = reward([f"summary number {i}" for i in range(30)], [RECORD] * 30)
+    assert values == [float(i % 11) for i in range(30)]
+
+
+def test_concurrency_is_bounded_by_the_thread_pool(server):
+    server.reset(lambda request, n: (200, "Score: 5", 0.15))
+    reward = judge(server, concurrency=3)
+    start = time.perf_counter()
+    assert reward(["s"] * 9, [RECORD] * 9) == [5.0] * 9
+    elapsed = time.perf_counter() - start
+    assert 2 <= server.peak_in_flight <= 3
+    assert elapsed < 9 * 0.15  # parallel, not one by one
+
+
+def test_retries_server_errors_then_succeeds(server):
+    server.reset(lambda request, n: (500, b"{}", 0.0) if n <= 2 else (200, "Score: 8", 0.0))
+    reward = judge(server, max_retries=2)
+    assert reward(["s"], [RECORD]) == [8.0]
+    assert len(server.requests) == 3 and reward.failures == 0
+
+
+def test_gives_up_after_bounded_retries_and_counts_failures(server):
+    server.reset(lambda request, n: (503, b"{}", 0.0))
+    reward = judge(server, max_retries=1)
+    assert reward(["a", "b"], [RECORD] * 2) == [0.0, 0.0]
+    assert len(server.requests) == 4  # 2 completions x (1 + 1 retry)
+    assert reward.failures == 2 and reward.last_failures == 2 and "HTTP 503" in reward.last_error
+    server.reset(lambda request, n: (200, "Score: 6", 0.0))
+    assert reward(["a"], [RECORD]) == [6.0]
+    assert reward.failures == 2 and reward.last_failures == 0
+
+
+def test_client_errors_are_not_retried(server):
+    server.reset(lambda request, n: (400, b'{"error": "bad model"}', 0.0))
+    reward = judge(server, max_retries=3)
+    assert reward(["s"], [RECORD]) == [0.0]
+    assert len(server.requests) == 1 and reward.failures == 1
+
+
+@pytest.mark.parametrize("reply", ["I like it.", "Score: 11", "Score: -2", "", b"not json", b'{"choices": []}',
+                                   b'{"choices": [{"message": {"content": null}}]}'])
+def test_unusable_replies_are_failures(server, reply):
+    server.reset(lambda request, n: (200, reply, 0.0))
+    reward = judge(server, max_retries=1)
+    assert reward(["s"], [RECORD]) == [0.0]
+    assert reward.failures == 1 and len(server.requests) == 2
+
+
+def test_timeout_is_a_failure_not_a_hang(server):
+    server.reset(lambda request, n: (200, "Score: 9", 1.0))
+    reward = judge(server, timeout_s=0.2, max_retries=0)
+    start = time.perf_counter()
+    assert reward(["s"], [RECORD]) == [0.0]
+    assert time.perf_counter() - start < 0.9
+    assert reward.failures == 1 and "timed out" in reward.last_error
+
+
+def test_unreachable_server_is_a_failure():
+    import socket
+
+    with socket.socket() as sock:  # a port with nothing listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    reward = LLMJudgeReward(base_url=f"http://127.0.0.1:{port}/v1", max_retries=1, retry_backoff_s=0.0, timeout_s=1.0)
+    assert reward(["a", "b", "c"], [RECORD] * 3) == [0.0, 0.0, 0.0]
+    assert reward.failures == 3
+
+
+def test_empty_summary_scores_zero_without_a_request(server):
+    server.reset(lambda request, n: (200, "Score: 10", 0.0))
+    reward = judge(server)
+    assert reward(["", "  <|im_end|>", "TL;DR:"], [RECORD] * 3) == [0.0, 0.0, 0.0]
+    assert server.requests == [] and reward.failures == 0
+
+
+def test_built_from_config_by_name(server):
+    reward = build_reward("llm_judge", base_url=server.base_url, dimension="quality", log_name="judge_q")
+    assert isinstance(reward, LLMJudgeReward) and reward.name == "judge_q"
+    with pytest.raises(ValueError, match="unknown dimension 'style'; valid: quality, conciseness"):
+        build_reward("llm_judge", dimension="style")
+    with pytest.raises(ValueError, match="must be an http"):
+        build_reward("llm_judge", base_url="127.0.0.1:8000")
+
+
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        ("Score: 7", 7.0),
+        ("score is 8.5", 8.5),
+        ("**Score:** 10", 10.0),
+        ("Score = 0", 0.0),
+        ("I would give it 6/10.", 6.0),
+        ("6 / 10", 6.0),
+        ("  4 ", 4.0),
+        ("**9**", 9.0),
+        ("Early draft: score 2. Final answer: Score: 5", 5.0),  # last labelled score wins
+        ("<think>maybe Score: 3</think>Score: 8", 8.0),  # reasoning is ignored
+        ("Score: 11", None),
+        ("Score: -1", None),
+        ("It is good", None),
+        ("7 out of ten", None),
+        ("3/100", None),
+        (None, None),
+    ],
+)
+def test_parse_judge_score(reply, expected):
+    assert parse_judge_score(reply) == expected
