@@ -7,6 +7,7 @@ Every error names the offending key and the fix, e.g.::
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from saw.policy import PRECISIONS, SCHEDULES
@@ -68,6 +69,13 @@ def validate_config(cfg: Any, world_size: int = 1) -> None:
     if str(a.weighting) == "gradient" and int(t.zero_stage) == 3:
         raise ConfigError("algorithm.weighting=gradient needs whole parameters on every rank; "
                           "use trainer.zero_stage 0-2")
+    m = cfg.model
+    if str(m.get("source", "hf")) == "hf":
+        path = str(m.path)
+        looks_local = path.startswith(("/", "./", "../", "~")) or os.path.exists(os.path.expanduser(path))
+        if looks_local and not os.path.isdir(os.path.expanduser(path)):
+            raise ConfigError(f"model.path={path} does not exist: point model.path at a model folder (config.json + "
+                              "weights), or use model=smollm2-135m for the embedded default")
     rewards = cfg.task.get("rewards")
     if a.get("weights") is not None and rewards is not None and len(a.weights) != len(rewards):
         raise ConfigError(f"algorithm.weights has {len(a.weights)} entries but task {cfg.task.name!r} has "

@@ -77,8 +77,8 @@ def _jsonable(v: Any) -> Any:
 class MetricsWriter:
     """Appends one json object per step to ``metrics.jsonl`` (flushed and fsynced per line).
 
-    On resume, lines with a step >= the resumed step are dropped first, so the file never holds
-    two records of one step.
+    On resume from the checkpoint of step s, lines with a step > s are dropped first (they came
+    after the checkpoint and will be recomputed), so the file never holds two records of one step.
     """
 
     def __init__(self, path: str | os.PathLike, resume_step: int | None = None):
@@ -86,7 +86,7 @@ class MetricsWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume_step is not None and self.path.exists():
             kept = [ln for ln in self.path.read_text().splitlines()
-                    if ln.strip() and json.loads(ln).get("step", -1) < resume_step]
+                    if ln.strip() and json.loads(ln).get("step", -1) <= resume_step]
             tmp = self.path.with_suffix(".jsonl.tmp")
             tmp.write_text("".join(ln + "\n" for ln in kept))
             os.replace(tmp, self.path)

@@ -139,6 +139,7 @@ class RLTrainer:
             loss_agg_mode=str(self.t.loss_agg_mode), kl_coef=float(self.t.kl_coef),
             kl_estimator=str(self.t.kl_estimator), entropy_coef=float(self.t.entropy_coef))
 
+        self.max_prompt_length = int(self.t.get("max_prompt_length") or cfg.task.get("max_prompt_length") or 1024)
         self.rollout = None
         if self.rank == 0:
             from rollout import build_engine
@@ -181,7 +182,7 @@ class RLTrainer:
     def _encode(self, idx: list[int], split: list[dict]) -> list[list[int]]:
         out = []
         for i in idx:
-            ids, _ = self.task.encode_prompt(self.tokenizer, split[i], int(self.t.max_prompt_length))
+            ids, _ = self.task.encode_prompt(self.tokenizer, split[i], self.max_prompt_length)
             out.append(ids)
         return out
 
@@ -402,8 +403,20 @@ class RLTrainer:
         m["perf/rollout_tokens_per_s"] = data.rollout_tokens / max(data.rollout_seconds, 1e-9)
         m.update({"time/rollout": data.rollout_seconds, "time/rewards": data.reward_seconds,
                   "time/advantages": t_adv, "time/update": t_upd, "time/sync": t_sync, "time/step": t_total})
+        if self.world > 1 and self.t.get("check_sync", False):
+            m["dist/param_sum_spread"] = self._param_spread()
         self._last_data = data
         return m
+
+    @torch.no_grad()
+    def _param_spread(self) -> float:
+        """max - min over ranks of the sum of all parameters (0 when the ranks are in sync)."""
+        total = torch.tensor([sum(float(p.double().sum()) for p in self.engine.module.parameters())],
+                             dtype=torch.float64)
+        gathered = [torch.zeros_like(total) for _ in range(self.world)]
+        torch.distributed.all_gather(gathered, total)
+        vals = torch.cat(gathered)
+        return float(vals.max() - vals.min())
 
     def _sample_rows(self, data: StepData, k: int = 4) -> list[list[Any]]:
         rows = []

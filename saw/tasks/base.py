@@ -268,10 +268,12 @@ class Task:
         None = no limit) the ids keep their last ``max_prompt_length`` tokens (left
         truncation, as verl does), and ``num_truncated`` grows by one.
         """
-        ids = chat_template_ids(tokenizer, record["prompt"])
         limit = self.max_prompt_length if max_prompt_length is None else max_prompt_length
+        if limit is not None and int(limit) <= 0:
+            raise ValueError(f"max_prompt_length must be a positive number of tokens or None, got {limit}")
+        ids = chat_template_ids(tokenizer, record["prompt"])
         self.num_encoded += 1
-        if limit is not None and limit > 0 and len(ids) > limit:
+        if limit is not None and len(ids) > limit:
             self.num_truncated += 1
             if self.num_truncated in (1, 10, 100, 1000):
                 log.warning("task %s: prompt %s has %d tokens > max_prompt_length %d; keeping the last %d "
@@ -279,6 +281,22 @@ class Task:
                             self.num_truncated)
             return ids[-limit:], True
         return ids, False
+
+    def drop_overlong_prompts(self, tokenizer: Any, max_prompt_length: int | None = None,
+                              splits: Sequence[str] = ("train",)) -> dict[str, int]:
+        """Remove records whose templated prompt exceeds the limit (verl's ``filter_overlong_prompts``),
+        instead of truncating them later. Returns {split: number removed}."""
+        limit = self.max_prompt_length if max_prompt_length is None else max_prompt_length
+        removed = {}
+        for split in splits:
+            key = {"val": "validation"}.get(split, split)
+            records = self.split(key)
+            kept = [r for r in records if limit is None or len(chat_template_ids(tokenizer, r["prompt"])) <= limit]
+            removed[key] = len(records) - len(kept)
+            setattr(self, key, kept)
+        if not self.train:
+            raise TaskDataError(f"task {self.name!r}: every training prompt is longer than {limit} tokens")
+        return removed
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={v}" for k, v in self.sizes().items())

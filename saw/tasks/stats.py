@@ -27,23 +27,29 @@ def length_summary(lengths: Sequence[int]) -> dict[str, float]:
 
 
 def task_length_stats(task: Task, tokenizer: Any) -> dict[str, dict[str, dict[str, float]]]:
-    """{split: {"prompt": summary, "target": summary}} in tokens of ``tokenizer``."""
+    """{split: {"prompt": summary, "target": summary}} in tokens of ``tokenizer``; the prompt
+    summary also counts ``over_limit``: prompts longer than the task's ``max_prompt_length``."""
     out = {}
     for split in SPLITS:
         records = task.split(split)
         prompt = [len(chat_template_ids(tokenizer, r["prompt"])) for r in records]
         target = [len(tokenizer(r["ground_truth"], add_special_tokens=False)["input_ids"]) for r in records]
-        out[split] = {"prompt": length_summary(prompt), "target": length_summary(target)}
+        prompt_summary = length_summary(prompt)
+        limit = task.max_prompt_length
+        prompt_summary["over_limit"] = sum(n > limit for n in prompt) if limit else 0
+        out[split] = {"prompt": prompt_summary, "target": length_summary(target)}
     return out
 
 
 def format_stats(label: str, stats: dict[str, dict[str, dict[str, float]]]) -> str:
     """A small text table of ``task_length_stats`` output."""
-    lines = [f"{label}", f"  {'split':<11}{'n':>6}  {'what':<7}{'mean':>8}{'median':>8}{'p90':>7}{'max':>7}"]
+    lines = [f"{label}", f"  {'split':<11}{'n':>6}  {'what':<7}{'mean':>8}{'median':>8}{'p90':>7}{'max':>7}"
+                         f"{'>limit':>8}"]
     for split, parts in stats.items():
         for what, s in parts.items():
+            over = f"{s['over_limit']:>8}" if "over_limit" in s else ""
             lines.append(f"  {split:<11}{s['n']:>6}  {what:<7}{s['mean']:>8.1f}{s['median']:>8.1f}"
-                         f"{s['p90']:>7}{s['max']:>7}")
+                         f"{s['p90']:>7}{s['max']:>7}{over}")
     return "\n".join(lines)
 
 
@@ -52,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--model", default=None, help="tokenizer folder (default: prepare the embedded SmolLM2)")
     parser.add_argument("--task", choices=["toolcall", "summarize", "all"], default="all")
     parser.add_argument("--tool-render", choices=["compact", "full", "both"], default="both")
+    parser.add_argument("--max-prompt-length", type=int, default=512, help="count prompts longer than this")
     args = parser.parse_args(argv)
 
     from transformers import AutoTokenizer
@@ -68,9 +75,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     configs = []
     if args.task in ("toolcall", "all"):
         renders = ["compact", "full"] if args.tool_render == "both" else [args.tool_render]
-        configs += [(f"toolcall (BFCL v4, tool_render={r})", {"name": "toolcall", "tool_render": r}) for r in renders]
+        configs += [(f"toolcall (BFCL v4, tool_render={r}, limit {args.max_prompt_length})",
+                     {"name": "toolcall", "tool_render": r, "max_prompt_length": args.max_prompt_length}) for r in renders]
     if args.task in ("summarize", "all"):
-        configs.append(("summarize (ACLSum)", {"name": "summarize"}))
+        configs.append((f"summarize (ACLSum, limit {args.max_prompt_length})",
+                        {"name": "summarize", "max_prompt_length": args.max_prompt_length}))
     print(f"tokenizer: {model_path}")
     for label, cfg in configs:
         task = build_task(cfg)

@@ -18,7 +18,9 @@ Sources (config ``source``):
   and a small validation split; the Non-Live categories (simple_python, multiple, parallel,
   parallel_multiple) form the test split, used for evaluation only. Train/validation records
   whose user question also occurs in the test split are dropped, and validation never shares
-  a question with train.
+  a question with train. Live entries whose possible answer disagrees with their own function
+  docs (undefined parameter, required parameter without a value: three in v4) are not
+  trained on; the test split keeps every entry.
 - ``toolrl``: the ToolRL/verl parquet format the SAW authors trained on (columns ``prompt``
   = chat messages, ``reward_model.ground_truth`` = target text, ``data_source``,
   ``extra_info``), from local files (``paths``) or a hub id (``hub_id``). Prompts are used as
@@ -29,7 +31,9 @@ for the rule-based rewards that compare against ``ground_truth``):
 
 1. Each call becomes ``{"name": function, "parameters": {...}}``, one JSON object per line,
    in BFCL's order.
-2. A parameter whose acceptable values include ``""`` is optional: it is omitted.
+2. A parameter whose acceptable values include ``""`` is optional: it is omitted, unless the
+   function doc lists it as required (BFCL's checker then insists on it): the first
+   acceptable value other than ``""`` is used.
 3. Otherwise the first acceptable value is used. An empty list of acceptable values (BFCL
    writes ``[]`` for a required array that should stay empty) gives the value ``[]``.
 4. The rule applies recursively: a dict value maps each key to its own list of acceptable
@@ -169,9 +173,14 @@ def pick_acceptable(acceptable: list) -> Any:
     return resolve_value(acceptable[0])
 
 
-def bfcl_ground_truth_calls(possible_answer: Sequence[Mapping[str, Mapping[str, list]]]) -> list[dict]:
+def bfcl_ground_truth_calls(possible_answer: Sequence[Mapping[str, Mapping[str, list]]],
+                            functions: Sequence[Mapping[str, Any]] | None = None) -> list[dict]:
     """BFCL ``ground_truth`` (a list of {function: {param: [acceptable values]}}) -> list of
-    ``{"name": function, "parameters": {...}}`` following the module's convention."""
+    ``{"name": function, "parameters": {...}}`` following the module's convention. ``functions``
+    (BFCL's docs) tells which top-level parameters are required (rule 2's exception)."""
+    required_by_name = {
+        f.get("name"): set((f.get("parameters") or {}).get("required") or []) for f in (functions or [])
+    }
     calls = []
     for i, call in enumerate(possible_answer):
         if not isinstance(call, Mapping) or len(call) != 1:
@@ -179,7 +188,20 @@ def bfcl_ground_truth_calls(possible_answer: Sequence[Mapping[str, Mapping[str, 
         (name, params), = call.items()
         if not isinstance(params, Mapping):
             raise TaskDataError(f"possible answer for {name!r} must map parameters to acceptable values")
-        calls.append({"name": name, "parameters": resolve_value(dict(params))})
+        required = required_by_name.get(name, set())
+        chosen = {}
+        for param, acceptable in params.items():
+            if not isinstance(acceptable, list):
+                chosen[param] = resolve_value(acceptable)
+                continue
+            if param in required and acceptable:  # BFCL's checker insists on required parameters
+                acceptable = [v for v in acceptable if not (isinstance(v, str) and v == "")]
+                if not acceptable:  # nothing but "": no value to give
+                    continue
+            picked = pick_acceptable(acceptable)
+            if picked is not _OMIT:
+                chosen[param] = picked
+        calls.append({"name": name, "parameters": chosen})
     return calls
 
 
@@ -222,10 +244,9 @@ _FULL_STEPS = """# How to answer
 3. Earlier turns of the dialogue may contain your previous <tool_call> and <response> blocks and tool results marked <obs> </obs>; take them into account."""
 
 _COMPACT_RULES = (
-    "Answer with <think> short reasoning </think>, then <tool_call> with one JSON object per line "
-    "{\"name\": tool, \"parameters\": {argument: value}}, then </tool_call>. Add <response> text </response> "
-    "only if a reply is needed. Use only the tools above, their exact parameter names, and give every "
-    "required parameter; leave out optional ones you do not need."
+    "Reply with <think> reasoning </think>, then <tool_call>, one JSON object "
+    "{\"name\": tool, \"parameters\": {...}} per line, then </tool_call>. Add <response> text </response> "
+    "only if needed. Use the exact tool and parameter names and give all required parameters."
 )
 _COMPACT_EXAMPLE = (
     "Example for a request \"What's the weather in Paris in celsius?\":\n"
@@ -247,11 +268,20 @@ def _first_sentence(text: str, max_words: int = 40) -> str:
     return text
 
 
+def _compact_leaf(kind: str, enum: Any) -> str:
+    if isinstance(enum, list) and enum:
+        return "|".join(str(v) if not isinstance(v, str) else v for v in enum)
+    return kind
+
+
 def _compact_schema(schema: Any, required: bool) -> Any:
-    """A short JSON sketch of a parameter schema: nested objects stay objects, leaves become
-    strings like ``"integer"``, ``"string, one of [\"a\", \"b\"], optional, default \"a\""``."""
+    """A short JSON sketch of a parameter schema. Nested objects stay objects, arrays of
+    objects become a one-element list, leaves become type strings: ``"integer"``,
+    ``"array of string"``, ``"celsius|fahrenheit"`` (allowed values); a trailing ``?`` marks
+    an optional parameter. Parameter descriptions and defaults are left out."""
     if not isinstance(schema, Mapping):
         return "any"
+    mark = "" if required else "?"
     kind = str(schema.get("type", "any"))
     props = schema.get("properties")
     if kind in ("dict", "object") and isinstance(props, Mapping) and props:
@@ -260,21 +290,11 @@ def _compact_schema(schema: Any, required: bool) -> Any:
     if kind in ("array", "tuple"):
         items = schema.get("items")
         if isinstance(items, Mapping) and isinstance(items.get("properties"), Mapping) and items["properties"]:
-            sketch: Any = [_compact_schema(items, True)]
-            return sketch
-        item_kind = items.get("type", "any") if isinstance(items, Mapping) else "any"
-        parts = [f"array of {item_kind}"]
-        if isinstance(items, Mapping) and items.get("enum"):
-            parts.append("items one of " + json.dumps(items["enum"], ensure_ascii=False))
-    else:
-        parts = [kind]
-    if schema.get("enum"):
-        parts.append("one of " + json.dumps(schema["enum"], ensure_ascii=False))
-    if not required:
-        parts.append("optional")
-        if "default" in schema:
-            parts.append("default " + json.dumps(schema["default"], ensure_ascii=False))
-    return ", ".join(parts)
+            return [_compact_schema(items, True)]
+        if isinstance(items, Mapping):
+            return f"array of {_compact_leaf(str(items.get('type', 'any')), items.get('enum'))}{mark}"
+        return f"array{mark}"
+    return _compact_leaf(kind, schema.get("enum")) + mark
 
 
 def render_tool_compact(function: Mapping[str, Any]) -> str:
@@ -298,8 +318,8 @@ def tool_system_prompt(functions: Sequence[Mapping[str, Any]], tool_render: str 
     """The system message: the tools in the chosen rendering plus the answer format."""
     if tool_render == "compact":
         tools = "\n".join(render_tool_compact(f) for f in functions)
-        return ("You fulfil the user's request by calling tools. Available tools "
-                "(JSON parameters; all are required unless marked optional):\n"
+        return ("You fulfil the user's request by calling tools. Available tools with their parameters "
+                "(a|b = allowed values, ? = optional):\n"
                 f"{tools}\n{_COMPACT_RULES}\n{_COMPACT_EXAMPLE}")
     if tool_render == "full":
         tools = "\n".join(render_tool_full(i, f) for i, f in enumerate(functions, start=1))
@@ -331,7 +351,7 @@ def bfcl_to_record(question: Mapping[str, Any], answer: Mapping[str, Any], categ
             chat.append({"role": msg["role"], "content": msg["content"]})
     if not any(m["role"] == "user" for m in chat):
         raise TaskDataError(f"{where}: no user message")
-    calls = bfcl_ground_truth_calls(answer["ground_truth"])
+    calls = bfcl_ground_truth_calls(answer["ground_truth"], functions)
     return {
         "id": str(question["id"]),
         "prompt": [{"role": "system", "content": system}] + chat,
@@ -345,6 +365,23 @@ def bfcl_to_record(question: Mapping[str, Any], answer: Mapping[str, Any], categ
             "question": " ".join(m["content"] for m in chat if m["role"] == "user"),
         },
     }
+
+
+def answer_matches_docs(record: Mapping[str, Any]) -> bool:
+    """True when the ground truth of a BFCL record agrees with its function docs: every call
+    names an offered function, uses only parameters the doc defines and gives every required
+    one (a few BFCL entries disagree with their own docs; they are not trained on)."""
+    functions = record["extra_info"]["functions"]
+    docs = {f.get("name"): f for f in functions}
+    for call in bfcl_ground_truth_calls(record["extra_info"]["possible_answer"], functions):
+        doc = docs.get(call["name"])
+        if doc is None:
+            return False
+        schema = doc.get("parameters") or {}
+        defined = set(schema.get("properties") or {})
+        if not set(call["parameters"]) <= defined or not set(schema.get("required") or []) <= set(call["parameters"]):
+            return False
+    return True
 
 
 def question_key(record: Mapping[str, Any]) -> str:
@@ -426,7 +463,11 @@ def _build_bfcl(cfg: Mapping[str, Any]) -> tuple[list[dict], list[dict], list[di
         raise ValueError(f"toolcall task: categories {sorted(overlap)} are in both train_categories and test_categories")
     pool = records(train_cats)
     test = records(test_cats)
-    pool = _drop_shared_questions(pool, test, "toolcall/bfcl")
+    consistent = [r for r in pool if answer_matches_docs(r)]
+    if len(consistent) != len(pool):
+        log.info("toolcall/bfcl: dropped %d training records whose answer disagrees with the function docs: %s",
+                 len(pool) - len(consistent), [r["id"] for r in pool if not answer_matches_docs(r)])
+    pool = _drop_shared_questions(consistent, test, "toolcall/bfcl")
     return pool, [], test
 
 

@@ -83,7 +83,7 @@ def test_metrics_writer_truncates_on_resume(tmp_path):
     w.close()
     assert read_metrics(tmp_path / "m.jsonl")[1]["x"] is None
     MetricsWriter(tmp_path / "m.jsonl", resume_step=2).close()
-    assert [r["step"] for r in read_metrics(tmp_path / "m.jsonl")] == [1]
+    assert [r["step"] for r in read_metrics(tmp_path / "m.jsonl")] == [1, 2]
 
 
 def test_lr_schedules():
