@@ -42,8 +42,10 @@ for the rule-based rewards that compare against ``ground_truth``):
 5. The think text is a fixed sentence naming the tools: ``<think> I should call NAME. </think>``
    (``A and B`` / ``A, B and C`` for several tools). No ``<response>`` block.
 
-``extra_info`` of a BFCL record keeps ``bfcl_id``, ``category``, ``functions`` (BFCL's
-function docs) and ``possible_answer`` (BFCL's acceptable values) for the BFCL checker.
+A BFCL record's prompt is [system, user]: our system prompt (tools + format), with BFCL's own
+system message, when an entry has one, appended to it; then the user question as BFCL gives
+it. ``extra_info`` keeps ``bfcl_id``, ``category``, ``functions`` (BFCL's function docs),
+``possible_answer`` (BFCL's acceptable values) and ``question`` for the BFCL checker.
 
 Tool rendering (config ``tool_render``): ``compact`` (default; one line per tool with a
 JSON sketch of its parameters, short rules, one worked example) or ``full`` (ToolRL's
