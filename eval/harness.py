@@ -1,0 +1,362 @@
+"""Evaluate a checkpoint or the base model: generate with the rollout engine, score, write eval.json.
+
+Used by ``scripts/evaluate.py`` (config section ``eval``, conf/eval/default.yaml).
+
+What is evaluated (:func:`resolve_target`):
+
+1. ``eval.run_dir=<run>``: the run's final policy ``<run>/policy`` with the run's own config
+   (``<run>/config.yaml``: task, model, sampling, seed, algorithm); the ``eval`` and ``rollout``
+   sections come from the current command line (how to evaluate and how to generate are not
+   properties of the trained run). eval.json goes into ``<run>``.
+2. ``eval.model=<path>``: that model. When ``<path>/..`` is a run directory (``<run>/policy``)
+   this is case 1 for that run (its config, eval.json into ``<run>``); otherwise the composed
+   config is used and eval.json goes into
+   ``${output_root}/${experiment_name}/${task.name}-<model folder name>-s${seed}``.
+3. neither: the base model of ``model`` (``saw.models.prepare_model``), labelled algorithm
+   ``base``; eval.json and a config.yaml (algorithm.name = base) go into
+   ``${output_root}/${experiment_name}/${task.name}-base-s${seed}``, a run directory that
+   scripts/make_tables.py reads like the others.
+
+``eval.out_dir`` overrides the output folder and ``eval.algorithm`` the algorithm label.
+
+Records: tool calling is scored on BFCL v4 (``eval.bfcl.categories``, default the four Non-Live
+and the four Live AST categories), each entry turned into a prompt by the task's own rendering
+(``saw.tasks.toolcall.bfcl_to_record`` with ``eval.bfcl.tool_render``, default the task's
+``tool_render``, or ToolRL's "full" style for runs trained on ToolRL data), whatever data the run
+trained on; ``eval.max_records`` limits each category. Summarisation uses ``eval.split`` of the task
+(``max_records`` in all). Subsamples are drawn with ``eval.subsample_seed`` (the same records
+for every run).
+
+Generation: ``eval.repeats`` (k) samples per prompt with ``eval.temperature`` (0 = greedy),
+``eval.top_p`` and ``eval.max_new_tokens`` (null: ``sampling.max_new_tokens``); prompts are
+cut from the left to ``eval.max_prompt_length`` (null: the trainer's limit, i.e.
+``trainer.max_prompt_length`` or else ``task.max_prompt_length``) as in training. Run r of the
+k runs is the r-th sample of every prompt; metrics are the mean over
+runs and ``metrics_std`` the std over runs (the paper's 4 runs: ``repeats=4 temperature=...``).
+
+eval.json schema: {"task", "model", "algorithm", "seed", "split", "repeats", "temperature",
+"metrics", "metrics_std", "runs", "per_category" (tool calling), "n_records", "samples",
+"notes", ...}; see :mod:`eval.bfcl` and :mod:`eval.summarize` for the metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+EVAL_FILE = "eval.json"
+
+
+# ----------------------------------------------------------------------------- target
+@dataclass
+class EvalTarget:
+    """What to evaluate and where the result goes."""
+
+    cfg: DictConfig  # the config to evaluate with (a run's own config for eval.run_dir)
+    model_path: str | None  # None: prepare the base model of cfg.model
+    out_dir: Path
+    algorithm: str
+    write_config: bool  # write a config.yaml into out_dir (base-model evaluations)
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def resolve_target(cfg: DictConfig) -> EvalTarget:
+    """Pick model, config, output folder and label from ``cfg.eval`` (see the module docstring)."""
+    ev = cfg.eval
+    run_dir = ev.get("run_dir")
+    model = ev.get("model")
+    if model and not run_dir and (Path(str(model)).resolve().parent / "config.yaml").is_file():
+        run_dir = Path(str(model)).resolve().parent  # <run>/policy or a checkpoint inside a run
+    if run_dir:
+        run = Path(str(run_dir))
+        cfg_path = run / "config.yaml"
+        if not cfg_path.is_file():
+            raise FileNotFoundError(f"eval.run_dir={run}: no config.yaml there (is it a run directory of "
+                                    "scripts/train.py?)")
+        run_cfg = OmegaConf.load(cfg_path)
+        run_cfg.eval = cfg.eval
+        run_cfg.rollout = cfg.rollout
+        model_path = str(model) if model else str(run / "policy")
+        if not Path(model_path).exists():
+            raise FileNotFoundError(f"eval.run_dir={run}: {model_path} does not exist (the run has not "
+                                    "finished; its final model is written to <run>/policy)")
+        algorithm = ev.get("algorithm") or str(run_cfg.algorithm.name)
+        return EvalTarget(run_cfg, model_path, Path(str(ev.get("out_dir") or run)), algorithm, False)
+    if model:
+        model_path = str(model)
+        if not Path(model_path).exists():
+            raise FileNotFoundError(f"eval.model={model_path} does not exist")
+        algorithm = ev.get("algorithm") or Path(model_path).name
+        out = ev.get("out_dir") or Path(str(cfg.output_root)) / str(cfg.experiment_name) / \
+            f"{cfg.task.name}-{algorithm}-s{cfg.seed}"
+        return EvalTarget(cfg, model_path, Path(str(out)), algorithm, True)
+    algorithm = ev.get("algorithm") or "base"
+    out = ev.get("out_dir") or Path(str(cfg.output_root)) / str(cfg.experiment_name) / \
+        f"{cfg.task.name}-{algorithm}-s{cfg.seed}"
+    return EvalTarget(cfg, None, Path(str(out)), algorithm, True)
+
+
+# ----------------------------------------------------------------------------- generation
+def sampling_for_eval(cfg: DictConfig, chunk_index: int = 0):
+    """The SamplingConfig of evaluation (k repeats, eval temperature/top_p, max_new_tokens)."""
+    from rollout.base import SamplingConfig
+
+    ev = cfg.eval
+    temperature = float(ev.temperature)
+    greedy = temperature == 0.0
+    max_new = ev.get("max_new_tokens") or OmegaConf.select(cfg, "sampling.max_new_tokens") or 128
+    return SamplingConfig(n=int(ev.repeats), temperature=temperature, top_p=1.0 if greedy else float(ev.top_p),
+                          top_k=-1, max_new_tokens=int(max_new),
+                          stop=list(OmegaConf.select(cfg, "sampling.stop") or []),
+                          seed=None if greedy else int(cfg.seed) * 1_000_003 + chunk_index)
+
+
+def generate_texts(engine, task, records: Sequence[dict], cfg: DictConfig) -> list[list[str]]:
+    """Completions ``[n_records][k]`` for ``records``, generated in chunks of ``eval.batch_size``
+    prompts. ``task.encode_prompt`` builds the prompt ids (chat template, left truncation)."""
+    from tqdm.auto import tqdm
+
+    ev = cfg.eval
+    k = int(ev.repeats)
+    if k < 1:
+        raise ValueError(f"eval.repeats must be >= 1, got {k}")
+    if k > 1 and float(ev.temperature) == 0.0:
+        log.warning("eval.repeats=%d with temperature 0: greedy runs are identical", k)
+    limit = (ev.get("max_prompt_length") or OmegaConf.select(cfg, "trainer.max_prompt_length")
+             or cfg.task.get("max_prompt_length") or 1024)  # as the trainer does
+    tokenizer = engine.tokenizer
+    batch = max(1, int(ev.get("batch_size") or 64))
+    texts: list[list[str]] = [[] for _ in records]
+    for c, start in enumerate(tqdm(range(0, len(records), batch), desc="generate", dynamic_ncols=True)):
+        chunk = records[start: start + batch]
+        ids = [task.encode_prompt(tokenizer, rec, int(limit))[0] for rec in chunk]
+        out = engine.generate(ids, sampling_for_eval(cfg, c))
+        for s in out.samples:
+            texts[start + s.group_id].append(s.text)
+    bad = [i for i, t in enumerate(texts) if len(t) != k]
+    if bad:
+        raise RuntimeError(f"the rollout engine returned a wrong number of samples for records {bad[:5]} "
+                           f"(expected {k} each)")
+    return texts
+
+
+# ----------------------------------------------------------------------------- tool calling
+def bfcl_eval_records(cfg: DictConfig) -> list[dict]:
+    """BFCL v4 records of ``eval.bfcl.categories`` rendered like the task's prompts, at most
+    ``eval.max_records`` per category (drawn with ``eval.subsample_seed``)."""
+    from eval.bfcl import SUPPORTED_CATEGORIES
+    from saw.tasks.base import subsample
+    from saw.tasks.toolcall import bfcl_to_record, load_bfcl_category
+
+    ev = cfg.eval
+    cats = list(ev.bfcl.categories)
+    unknown = [c for c in cats if c not in SUPPORTED_CATEGORIES]
+    if unknown:
+        raise ValueError(f"eval.bfcl.categories has {unknown}; valid: {', '.join(SUPPORTED_CATEGORIES)}")
+    tool_render = ev.bfcl.get("tool_render") or cfg.task.get("tool_render") or \
+        ("full" if cfg.task.get("source") == "toolrl" else "compact")
+    data_dir = cfg.task.get("bfcl_data_dir")
+    records = []
+    for cat in cats:
+        recs = [bfcl_to_record(q, a, cat, tool_render) for q, a in load_bfcl_category(cat, data_dir)]
+        records += subsample(recs, ev.get("max_records"), int(ev.get("subsample_seed", 0)))
+    return records
+
+
+def training_categories(cfg: DictConfig) -> set[str]:
+    """BFCL categories the run trained on (the embedded source trains on the Live ones)."""
+    from saw.tasks.toolcall import LIVE_CATEGORIES
+
+    if (cfg.task.get("source") or "bfcl") != "bfcl":
+        return set()
+    return set(cfg.task.get("train_categories") or LIVE_CATEGORIES)
+
+
+def _pick_samples(items: Sequence[dict], group_key: str, limit: int) -> list[dict]:
+    """Up to ``limit`` items, round-robin over the values of ``group_key``."""
+    groups: dict[Any, list[dict]] = {}
+    for it in items:
+        groups.setdefault(it.get(group_key), []).append(it)
+    out, depth = [], 0
+    while len(out) < limit and any(depth < len(g) for g in groups.values()):
+        for g in groups.values():
+            if depth < len(g) and len(out) < limit:
+                out.append(g[depth])
+        depth += 1
+    return out
+
+
+def evaluate_toolcall(cfg: DictConfig, engine) -> dict[str, Any]:
+    """Generate on BFCL records and score them; returns the eval.json fields of the results."""
+    from eval.bfcl import LIVE_CATEGORIES, NON_LIVE_CATEGORIES, aggregate_runs, bfcl_category_sizes, check_completion
+    from rewards import build_reward
+    from saw.tasks.base import Task
+
+    if str(cfg.eval.split) != "test":
+        raise ValueError(f"eval.split={cfg.eval.split}: tool calling is evaluated on BFCL v4 "
+                         "(eval.bfcl.categories); leave eval.split=test")
+    records = bfcl_eval_records(cfg)
+    task = Task(name="toolcall", train=records, validation=[], test=records, reward_specs=[])
+    texts = generate_texts(engine, task, records, cfg)
+    k = int(cfg.eval.repeats)
+    fmt = build_reward("toolcall_format")
+    cats = list(dict.fromkeys(r["extra_info"]["category"] for r in records))
+    valid: dict[str, list[list[bool]]] = {c: [[] for _ in range(k)] for c in cats}
+    formats: dict[str, list[float]] = {c: [] for c in cats}
+    errors: dict[str, Counter] = {c: Counter() for c in cats}
+    sample_pool = []
+    for rec, outs in zip(records, texts):
+        extra = rec["extra_info"]
+        cat = extra["category"]
+        f_scores = fmt(outs, [rec] * k)
+        for r, text in enumerate(outs):
+            res = check_completion(text, extra["functions"], extra["possible_answer"], cat)
+            valid[cat][r].append(res.valid)
+            formats[cat].append(float(f_scores[r]))
+            if not res.valid:
+                errors[cat][res.error_type or "unknown"] += 1
+            if r == 0:
+                sample_pool.append({"id": rec["id"], "category": cat, "question": extra.get("question", ""),
+                                    "completion": text, "ground_truth": rec["ground_truth"], "valid": res.valid,
+                                    "error_type": res.error_type, "format": float(f_scores[r])})
+    sizes = bfcl_category_sizes(cats, cfg.task.get("bfcl_data_dir"))
+    all_formats = [f for c in cats for f in formats[c]]
+    agg = aggregate_runs(valid, sizes, all_formats)
+    trained = training_categories(cfg)
+    for cat in cats:
+        agg["per_category"][cat].update(
+            group="non_live" if cat in NON_LIVE_CATEGORIES else "live", bfcl_size=sizes[cat],
+            format_rate=sum(formats[cat]) / len(formats[cat]), error_types=dict(errors[cat].most_common()),
+            in_training_data=cat in trained)
+    live_in_training = any(c in trained for c in cats if c in LIVE_CATEGORIES)
+    notes = ["Non-Live: simple = simple_python only (BFCL's leaderboard also averages Java/JavaScript simple).",
+             "Multi-Turn not run (needs BFCL's multi-turn executors); overall is null, "
+             "overall_without_multi_turn = mean(non_live, live)."]
+    if live_in_training:
+        notes.append("Live is the training data of this run (embedded BFCL source): it measures fit, not "
+                     "generalisation.")
+    if cfg.eval.get("max_records"):
+        notes.append(f"At most {cfg.eval.max_records} records per category (subsample seed "
+                     f"{cfg.eval.get('subsample_seed', 0)}); Live weights are the full category sizes.")
+    from importlib.metadata import version
+
+    return {"benchmark": "bfcl_v4", "checker": f"bfcl-eval {version('bfcl-eval')} ast_checker",
+            "metrics": agg["metrics"], "metrics_std": agg["metrics_std"],
+            "runs": [{k2: v for k2, v in run.items() if k2 != "per_category"} for run in agg["runs"]],
+            "per_category": agg["per_category"], "n_records": len(records),
+            "live_in_training_data": live_in_training, "truncated_prompts": task.num_truncated, "notes": notes,
+            "samples": _pick_samples(sample_pool, "category", int(cfg.eval.get("num_samples", 8)))}
+
+
+# ----------------------------------------------------------------------------- summarisation
+def evaluate_summarize(cfg: DictConfig, engine) -> dict[str, Any]:
+    """Generate summaries for ``eval.split`` of the task and score them."""
+    from eval.summarize import aggregate_summaries, score_summaries
+    from saw.tasks import build_task
+    from saw.tasks.base import subsample
+
+    ev = cfg.eval
+    task = build_task(cfg.task)
+    records = subsample(task.split(str(ev.split)), ev.get("max_records"), int(ev.get("subsample_seed", 0)))
+    if not records:
+        raise ValueError(f"split {ev.split!r} of task {cfg.task.name!r} is empty")
+    texts = generate_texts(engine, task, records, cfg)
+    k = int(ev.repeats)
+    judge_cfg = _plain(ev.get("judge"))
+    specs = _plain(task.reward_specs)
+    rows_per_run = [score_summaries([t[r] for t in texts], records, specs, judge_cfg) for r in range(k)]
+    agg = aggregate_summaries(rows_per_run)
+    samples = [{"id": rec["id"], "completion": texts[i][0], "reference": rec["ground_truth"], **rows_per_run[0][i]}
+               for i, rec in enumerate(records[: int(ev.get("num_samples", 8))])]
+    notes = ["total = quality + conciseness, each on its 0-1 scale (0-2); judge_total (0-20) is the paper's scale."]
+    return {"metrics": agg["metrics"], "metrics_std": agg["metrics_std"], "runs": agg["runs"],
+            "n_records": len(records), "truncated_prompts": task.num_truncated, "notes": notes,
+            "samples": samples}
+
+
+# ----------------------------------------------------------------------------- orchestration
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN/inf floats replaced by None (strict JSON), recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_eval_json(path: str | Path, payload: Mapping[str, Any]) -> Path:
+    """Write ``payload`` as strict JSON (NaN -> null) atomically (temporary file + rename)."""
+    from saw.checkpoint import atomic_write_text
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(json_safe(payload), indent=1, ensure_ascii=False, allow_nan=False) + "\n")
+    return path
+
+
+def _task_kind(cfg: DictConfig) -> str:
+    from eval.runs import canonical_task
+
+    name = canonical_task(str(cfg.task.name))
+    if name not in ("toolcall", "summarize"):
+        raise ValueError(f"no evaluation for task {cfg.task.name!r}; valid: toolcall, summarize")
+    return name
+
+
+def run_evaluation(cfg: DictConfig, engine=None) -> tuple[dict[str, Any], Path]:
+    """Evaluate per ``cfg.eval``; writes and returns (eval.json payload, its path).
+
+    ``engine``: an already built rollout engine (tests); by default one is built from
+    ``cfg.rollout`` for the model and closed afterwards.
+    """
+    target = resolve_target(cfg)
+    run_cfg = target.cfg
+    kind = _task_kind(run_cfg)
+    model_path = target.model_path
+    if model_path is None:
+        from saw.models import prepare_model
+
+        model_path = str(prepare_model(run_cfg.model))
+    own_engine = engine is None
+    if own_engine:
+        from rollout import build_engine
+
+        engine = build_engine(run_cfg.rollout, model_path)
+    t0 = time.time()
+    try:
+        result = evaluate_toolcall(run_cfg, engine) if kind == "toolcall" else evaluate_summarize(run_cfg, engine)
+    finally:
+        if own_engine:
+            engine.close()
+    ev = run_cfg.eval
+    payload = {"task": kind, "model": str(model_path), "algorithm": target.algorithm, "seed": int(run_cfg.seed),
+               "split": str(ev.split), "repeats": int(ev.repeats), "temperature": float(ev.temperature),
+               "max_new_tokens": sampling_for_eval(run_cfg).max_new_tokens,
+               "experiment_name": str(run_cfg.get("experiment_name", "")), "seconds": round(time.time() - t0, 2)}
+    payload.update(result)
+    target.out_dir.mkdir(parents=True, exist_ok=True)
+    if target.write_config and not (target.out_dir / "config.yaml").exists():
+        from saw.checkpoint import atomic_write_text
+
+        saved = OmegaConf.to_container(run_cfg, resolve=True)
+        saved["algorithm"] = {"name": target.algorithm}
+        saved["model_path"] = str(model_path)
+        atomic_write_text(target.out_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(saved)))
+    payload = json_safe(payload)
+    path = write_eval_json(target.out_dir / str(ev.get("output_name") or EVAL_FILE), payload)
+    return payload, path
