@@ -101,3 +101,74 @@ def response_logprobs(model, batch: TokenBatch, *, temperature: float = 1.0, wit
     token_logp = logp.gather(-1, batch.response_ids.to(device).unsqueeze(-1)).squeeze(-1)
     entropy = entropy_from_logits(logits) if with_entropy else None
     return token_logp, entropy
+
+
+def _left_pad(seqs: list[list[int]], pad_id: int) -> tuple[Tensor, Tensor]:
+    width = max(max((len(s) for s in seqs), default=0), 1)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        if s:
+            ids[i, width - len(s):] = torch.as_tensor(s, dtype=torch.long)
+            mask[i, width - len(s):] = 1
+    return ids, mask
+
+
+def shared_prefix_logprobs(model, prompt_ids: list[list[int]], completion_ids: list[list[int]], n: int,
+                           pad_id: int, *, temperature: float = 1.0, with_entropy: bool = False,
+                           autocast_dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor | None, Tensor]:
+    """Response logprobs with each prompt computed once for its group of ``n`` completions.
+
+    prompt_ids: G prompts; completion_ids: G * n completions, grouped (rows g*n .. g*n+n-1 belong
+    to prompt g). The prompt pass returns its key/value cache, which is repeated n times and
+    attended to by the completion pass; gradients flow back through the cache into the prompt
+    computation, so the result (values and gradients) equals the padded full-sequence forward
+    while the prompt tokens are processed G instead of G * n times (the "Prefix Grouper" idea).
+    Needs a model whose forward accepts ``past_key_values`` (every HF causal LM) and no gradient
+    checkpointing (HF turns the cache off under checkpointing).
+
+    Returns (logprobs Tensor[G*n, T], entropy Tensor[G*n, T] or None, response_mask Tensor[G*n, T]).
+    """
+    if len(completion_ids) != len(prompt_ids) * n:
+        raise ValueError(f"{len(completion_ids)} completions for {len(prompt_ids)} prompts x n={n}")
+    device = next(model.parameters()).device
+    p_ids, p_mask = _left_pad(prompt_ids, pad_id)
+    p_pos = (p_mask.cumsum(1) - 1).clamp(min=0)
+    t = max(max((len(c) for c in completion_ids), default=0), 1)
+    b = len(completion_ids)
+    c_ids = torch.full((b, t), pad_id, dtype=torch.long)
+    c_mask = torch.zeros((b, t), dtype=torch.long)
+    for i, c in enumerate(completion_ids):
+        if c:
+            c_ids[i, : len(c)] = torch.as_tensor(c, dtype=torch.long)
+            c_mask[i, : len(c)] = 1
+    prompt_len = p_mask.sum(1).repeat_interleave(n)  # [B] real prompt tokens per row
+    c_pos = prompt_len.unsqueeze(1) + torch.arange(t).unsqueeze(0)
+    attn = torch.cat([p_mask.repeat_interleave(n, dim=0), c_mask], dim=1)
+    ctx = torch.autocast(device_type=device.type, dtype=autocast_dtype) if autocast_dtype is not None \
+        else _nullcontext()
+    with ctx:
+        out = model(input_ids=p_ids.to(device), attention_mask=p_mask.to(device), position_ids=p_pos.to(device),
+                    use_cache=True, logits_to_keep=1)
+        cache = out.past_key_values
+        if cache is None:
+            raise RuntimeError("the model returned no cache: disable gradient checkpointing for shared-prefix forwards")
+        cache.batch_repeat_interleave(n)
+        first = out.logits[:, -1:, :].repeat_interleave(n, dim=0)
+        out2 = model(input_ids=c_ids.to(device), attention_mask=attn.to(device), position_ids=c_pos.to(device),
+                     past_key_values=cache, use_cache=True, logits_to_keep=t)
+    logits = torch.cat([first.float(), out2.logits[:, :-1, :].float()], dim=1)  # [B, T, V]
+    if temperature and temperature != 1.0:
+        logits = logits / temperature
+    logp = torch.log_softmax(logits, dim=-1)
+    token_logp = logp.gather(-1, c_ids.to(device).unsqueeze(-1)).squeeze(-1)
+    entropy = entropy_from_logits(logits) if with_entropy else None
+    return token_logp, entropy, c_mask.to(torch.float32).to(device)
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False

@@ -51,17 +51,19 @@ def validate_config(cfg: Any, world_size: int = 1) -> None:
         raise ConfigError(f"sampling.n must be >= 1, got {s.n}")
     if float(s.temperature) < 0:
         raise ConfigError(f"sampling.temperature must be >= 0, got {s.temperature}")
-    n_total = int(t.prompts_per_step) * int(s.n)
-    parts = world_size * int(t.mini_batches)
-    if n_total % parts:
-        raise ConfigError(
-            f"trainer.prompts_per_step * sampling.n = {n_total} samples cannot be split evenly into "
-            f"{world_size} rank(s) x trainer.mini_batches={t.mini_batches}; make the product divisible by {parts}")
-    mini = n_total // parts
-    if mini % min(int(t.micro_batch_size), mini):
-        raise ConfigError(
-            f"each mini-batch has {mini} samples per rank, not a multiple of trainer.micro_batch_size="
-            f"{t.micro_batch_size}; pick a divisor of {mini}")
+    from saw.trainer import micro_layout
+
+    try:
+        micro_layout(int(t.prompts_per_step), int(s.n), world_size, int(t.mini_batches), int(t.micro_batch_size),
+                     bool(t.get("shared_prefix", False)))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if t.get("shared_prefix", False) and t.get("gradient_checkpointing", False):
+        raise ConfigError("trainer.shared_prefix needs the key/value cache, which gradient checkpointing turns off: "
+                          "set trainer.gradient_checkpointing=false or trainer.shared_prefix=false")
+    if t.get("shared_prefix", False) and int(t.zero_stage) == 3:
+        raise ConfigError("trainer.shared_prefix runs two forwards per backward, not supported under ZeRO-3: "
+                          "set trainer.shared_prefix=false")
     if float(t.lr) <= 0:
         raise ConfigError(f"trainer.lr must be > 0, got {t.lr}")
     if t.get("lora", {}).get("enabled") and int(t.zero_stage) == 3:

@@ -34,7 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 from saw import distributed as dist_utils
 from saw.advantages import compute_advantages
 from saw.weighting import WEIGHTINGS
-from saw.batching import TokenBatch, build_token_batch, response_logprobs
+from saw.batching import build_token_batch, response_logprobs, shared_prefix_logprobs
 from saw.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from saw.metrics import MetricsWriter, reward_stats, tensor_stats
 from saw.policy import autocast_dtype, build_policy, current_grad_norm, grad_norm, named_weights_for_sync
@@ -64,6 +64,37 @@ class PromptSampler:
 
     def take(self, position: int, count: int) -> list[int]:
         return [self._perm(k // self.n)[k % self.n] for k in range(position, position + count)]
+
+
+def micro_layout(prompts_per_step: int, n: int, world: int, mini_batches: int, micro_batch_size: int,
+                 shared_prefix: bool) -> tuple[int, int]:
+    """(micro-batches per mini-batch, sequences per micro-batch) on one rank.
+
+    With ``shared_prefix`` a micro-batch holds whole groups: max(1, micro_batch_size // n) of them.
+    Raises ValueError when the step does not split evenly.
+    """
+    if shared_prefix:
+        if prompts_per_step % (world * mini_batches):
+            raise ValueError(f"trainer.prompts_per_step={prompts_per_step} must be divisible by ranks x "
+                             f"trainer.mini_batches = {world * mini_batches} with trainer.shared_prefix")
+        groups_per_mini = prompts_per_step // (world * mini_batches)
+        per = max(1, micro_batch_size // n)
+        if groups_per_mini % per:
+            raise ValueError(f"{groups_per_mini} prompt groups per mini-batch do not split into micro-batches of "
+                             f"{per} groups (trainer.micro_batch_size={micro_batch_size} // sampling.n={n}); "
+                             f"pick micro_batch_size = n x a divisor of {groups_per_mini}")
+        return groups_per_mini // per, per * n
+    total = prompts_per_step * n
+    if total % (world * mini_batches):
+        raise ValueError(f"trainer.prompts_per_step * sampling.n = {total} samples cannot be split evenly into "
+                         f"{world} rank(s) x trainer.mini_batches={mini_batches}; make the product divisible by "
+                         f"{world * mini_batches}")
+    mini = total // (world * mini_batches)
+    micro = min(micro_batch_size, mini)
+    if mini % micro:
+        raise ValueError(f"each mini-batch has {mini} samples per rank, not a multiple of "
+                         f"trainer.micro_batch_size={micro_batch_size}; pick a divisor of {mini}")
+    return mini // micro, micro
 
 
 @dataclass
@@ -115,11 +146,12 @@ class RLTrainer:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
 
-        n_total = int(self.t.prompts_per_step) * int(cfg.sampling.n)
-        local = n_total // self.world
-        self.mini_size = local // int(self.t.mini_batches)
-        self.micro = min(int(self.t.micro_batch_size), self.mini_size)
-        self.grad_accum = math.ceil(self.mini_size / self.micro)
+        self.n = int(cfg.sampling.n)
+        self.shared_prefix = bool(self.t.get("shared_prefix", False))
+        self.units_per_mini, self.micro = micro_layout(
+            int(self.t.prompts_per_step), self.n, self.world, int(self.t.mini_batches),
+            int(self.t.micro_batch_size), self.shared_prefix)
+        self.grad_accum = self.units_per_mini
         opt_steps = int(self.t.total_steps) * int(self.t.ppo_epochs) * int(self.t.mini_batches)
         self.engine = build_policy(self.model_path, self.t, micro_batch_size=self.micro,
                                    grad_accum=self.grad_accum, world_size=self.world,
@@ -234,14 +266,55 @@ class RLTrainer:
             weights=weights, reward_min=self.reward_min, delta=float(a.delta), eps=float(a.eps),
             whiten=a.get("whiten"), token_counts=lengths, weighting_state=state)
 
-    def _local_batch(self, data: StepData) -> tuple[torch.Tensor, TokenBatch]:
-        """This rank's share of the step's samples (indices into the batch, padded tokens)."""
-        n = len(data.completion_ids)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(int(self.cfg.seed) + self.step))
-        mine = order[self.rank::self.world]
-        batch = build_token_batch([data.prompt_ids[i] for i in mine], [data.completion_ids[i] for i in mine],
-                                  self.tokenizer.pad_token_id)
-        return mine, batch
+    def _local_units(self, data: StepData) -> list[torch.Tensor]:
+        """This rank's share of the step's samples, as micro-batches of sample indices.
+
+        Samples are shuffled with a per-step seed (whole groups when ``shared_prefix``, so that a
+        micro-batch holds complete groups) and dealt round-robin to the ranks.
+        """
+        n_samples = len(data.completion_ids)
+        gen = torch.Generator().manual_seed(int(self.cfg.seed) + self.step)
+        if self.shared_prefix:
+            groups = torch.randperm(n_samples // self.n, generator=gen)[self.rank::self.world]
+            per = max(1, self.micro // self.n)
+            return [(groups[i: i + per].unsqueeze(1) * self.n + torch.arange(self.n)).flatten()
+                    for i in range(0, len(groups), per)]
+        mine = torch.randperm(n_samples, generator=gen)[self.rank::self.world]
+        return [mine[i: i + self.micro] for i in range(0, len(mine), self.micro)]
+
+    def _unit_logprobs(self, model, data: StepData, rows: torch.Tensor, with_entropy: bool):
+        """(logprobs [b, T], entropy [b, T] or None, response_mask [b, T]) for sample indices ``rows``."""
+        temperature = float(self.cfg.sampling.temperature) or 1.0
+        if self.shared_prefix:
+            prompts = [data.prompt_ids[int(r)] for r in rows[:: self.n]]
+            return shared_prefix_logprobs(model, prompts, [data.completion_ids[int(r)] for r in rows], self.n,
+                                          self.tokenizer.pad_token_id, temperature=temperature,
+                                          with_entropy=with_entropy, autocast_dtype=self.autocast)
+        mb = build_token_batch([data.prompt_ids[int(r)] for r in rows], [data.completion_ids[int(r)] for r in rows],
+                               self.tokenizer.pad_token_id)
+        lp, ent = response_logprobs(model, mb, temperature=temperature, with_entropy=with_entropy,
+                                    autocast_dtype=self.autocast)
+        return lp, ent, mb.response_mask
+
+    @torch.no_grad()
+    def _units_no_grad(self, model, data: StepData, units: list[torch.Tensor]) -> list[torch.Tensor]:
+        was_training = model.training
+        model.eval()
+        try:
+            return [self._unit_logprobs(model, data, rows, with_entropy=False)[0] for rows in units]
+        finally:
+            model.train(was_training)
+
+    def _normalizer(self, units: list[torch.Tensor], data: StepData) -> float:
+        """Loss denominator of one mini-batch on this rank.
+
+        DeepSpeed averages gradients over ranks, so each rank divides by the global count over
+        the world size (the mean of the per-rank counts): tokens for token-mean, else responses.
+        """
+        if self.loss_cfg.loss_agg_mode == "token-mean":
+            tokens = float(sum(len(data.completion_ids[int(r)]) for rows in units for r in rows))
+            return max(dist_utils.all_reduce_mean(tokens), 1.0)
+        return float(sum(len(rows) for rows in units))
 
     def _gradient_weighting_step(self, data: StepData) -> None:
         """Lu et al.'s mirror-descent update of the reward weights (saw/gradient_weighting.py)."""
@@ -251,24 +324,19 @@ class RLTrainer:
         gcfg = self.cfg.algorithm.get("gradient") or {}
         index, g = group_index_of(data.group_ids)
         per_reward = group_normalise(data.rewards.double(), index, g, eps=float(self.cfg.algorithm.eps))  # [N, K]
-        mine, batch = self._local_batch(data)
-        adv_k = per_reward[mine].float()
+        units = self._local_units(data)
+        adv_k = per_reward.float()
         k = adv_k.shape[1]
-        n_tok = max(dist_utils.all_reduce_mean(float(batch.response_mask.sum())), 1.0)
+        n_tok = self._normalizer(units, data)
         module = self.engine.module
         params = [p for p in module.parameters() if p.requires_grad]
         plain = PolicyLossConfig(loss_agg_mode=self.loss_cfg.loss_agg_mode)
 
         def micro_losses():
-            for s0 in range(0, len(batch), self.micro):
-                sl = slice(s0, s0 + self.micro)
-                mb = batch.slice(sl)
-
-                def make(mb=mb, sl=sl):
-                    lp, _ = response_logprobs(module, mb, temperature=float(self.cfg.sampling.temperature) or 1.0,
-                                              autocast_dtype=self.autocast)
-                    norm = n_tok if plain.loss_agg_mode == "token-mean" else float(len(batch))
-                    return [policy_loss(lp, lp.detach(), adv_k[sl, j], mb.response_mask, plain, normalizer=norm,
+            for rows in units:
+                def make(rows=rows):
+                    lp, _, mask = self._unit_logprobs(module, data, rows, with_entropy=False)
+                    return [policy_loss(lp, lp.detach(), adv_k[rows, j], mask, plain, normalizer=n_tok,
                                         max_response_length=int(self.cfg.sampling.max_new_tokens))[0]
                             for j in range(k)]
 
@@ -286,57 +354,35 @@ class RLTrainer:
         self.grad_weights = mirror_descent_step(self.grad_weights, influence, eta, float(gcfg.get("lam", 1.0)))
         self._last_influence = influence
 
-    def _forward(self, mb: TokenBatch, with_entropy: bool):
-        return response_logprobs(self.engine, mb, temperature=float(self.cfg.sampling.temperature) or 1.0,
-                                 with_entropy=with_entropy, autocast_dtype=self.autocast)
-
-    @torch.no_grad()
-    def _logprobs_no_grad(self, model, batch: TokenBatch) -> torch.Tensor:
-        out = torch.zeros_like(batch.response_mask)
-        for s in range(0, len(batch), self.micro):
-            mb = batch.slice(slice(s, s + self.micro))
-            lp, _ = response_logprobs(model, mb, temperature=float(self.cfg.sampling.temperature) or 1.0,
-                                      autocast_dtype=self.autocast)
-            out[s: s + len(mb), : lp.shape[1]] = lp
-        return out
-
     def update(self, data: StepData, adv: torch.Tensor) -> dict[str, float]:
         """PPO epochs x mini-batches x micro-batches on this rank's share of the samples."""
-        mine, batch = self._local_batch(data)
-        my_adv = adv[mine].float()
+        units = self._local_units(data)
         on_policy = int(self.t.ppo_epochs) == 1 and int(self.t.mini_batches) == 1
-        old_lp = None if on_policy else self._logprobs_no_grad(self.engine.module, batch)
-        ref_lp = self._logprobs_no_grad(self.ref_model, batch) if self.ref_model is not None else None
-        mode = self.loss_cfg.loss_agg_mode
+        module = self.engine.module
+        old_lps = None if on_policy else self._units_no_grad(module, data, units)
+        ref_lps = self._units_no_grad(self.ref_model, data, units) if self.ref_model is not None else None
         sums: dict[str, float] = {}
         counts: dict[str, float] = {}
         norms = []
+        adv = adv.float()
         self.engine.train()
         for _epoch in range(int(self.t.ppo_epochs)):
-            for m0 in range(0, len(batch), self.mini_size):
-                mini = slice(m0, m0 + self.mini_size)
-                mini_tokens = float(batch.response_mask[mini].sum())
-                # DeepSpeed averages gradients over ranks, so each rank normalises by the global
-                # count divided by the world size (= the mean of the per-rank counts)
-                if mode == "token-mean":
-                    norm = max(dist_utils.all_reduce_mean(mini_tokens), 1.0)
-                else:
-                    norm = float(min(self.mini_size, len(batch) - m0))
-                for s in range(m0, min(m0 + self.mini_size, len(batch)), self.micro):
-                    sl = slice(s, min(s + self.micro, m0 + self.mini_size))
-                    mb = batch.slice(sl)
-                    lp, ent = self._forward(mb, with_entropy=True)
-                    t_mb = lp.shape[1]
-                    old = lp.detach() if old_lp is None else old_lp[sl, :t_mb]
-                    ref = None if ref_lp is None else ref_lp[sl, :t_mb]
-                    loss, info = policy_loss(lp, old, my_adv[sl], mb.response_mask, self.loss_cfg,
-                                             ref_logprobs=ref, entropy=ent, normalizer=norm,
-                                             max_response_length=int(self.cfg.sampling.max_new_tokens))
+            for m0 in range(0, len(units), self.units_per_mini):
+                mini = list(range(m0, min(m0 + self.units_per_mini, len(units))))
+                norm = self._normalizer([units[u] for u in mini], data)
+                for u in mini:
+                    rows = units[u]
+                    lp, ent, mask = self._unit_logprobs(self.engine, data, rows, with_entropy=True)
+                    t_u = lp.shape[1]
+                    old = lp.detach() if old_lps is None else old_lps[u][:, :t_u]
+                    ref = None if ref_lps is None else ref_lps[u][:, :t_u]
+                    loss, info = policy_loss(lp, old, adv[rows], mask, self.loss_cfg, ref_logprobs=ref, entropy=ent,
+                                             normalizer=norm, max_response_length=int(self.cfg.sampling.max_new_tokens))
                     self.engine.backward(loss, scale_wrt_gas=False)
                     if self.engine.is_gradient_accumulation_boundary() and self.engine.zero_optimization_stage() == 0:
-                        norms.append(current_grad_norm(self.engine.module))
+                        norms.append(current_grad_norm(module))
                     self.engine.step()
-                    w = float(mb.response_mask.sum())
+                    w = float(mask.sum())
                     for k, v in info.items():
                         sums[k] = sums.get(k, 0.0) + float(v) * w
                         counts[k] = counts.get(k, 0.0) + w
