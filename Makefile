@@ -26,7 +26,7 @@ export PYTHONUNBUFFERED := 1
 REQS := requirements/cpu.txt requirements/dev.txt requirements/nodeps.txt pyproject.toml
 STAMP := $(VENV)/.installed
 
-.PHONY: help install test test-fast bench-core clean
+.PHONY: help install test test-fast reproduce prepare bench bench-core bench-rewards bench-rollout clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -53,8 +53,21 @@ test: $(STAMP) ## run all tests (fast + slow), as CI does
 test-fast: $(STAMP) ## run the fast tests only
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
+PROFILE ?= smoke
+reproduce: $(STAMP) ## the whole pipeline: model, SFT, training grid, evaluation, tables (PROFILE=smoke|long|paper)
+	$(PY) scripts/reproduce.py --profile $(PROFILE) $(REPRO_ARGS)
+
+prepare: $(STAMP) ## prepare the embedded model (SmolLM2-135M-Instruct from its GGUF file)
+	$(PY) scripts/prepare_model.py
+
 bench-core: $(STAMP) ## time the advantage estimators and SAW weighting
 	$(PY) scripts/bench_advantages.py
+
+bench-rewards: $(STAMP) ## reward throughput at 2,048 completions per step
+	$(PY) scripts/bench_rewards.py
+
+bench-rollout: $(STAMP) ## rollout tokens/s: vLLM vs transformers on SmolLM2
+	$(PY) scripts/bench_rollout.py
 
 clean: ## remove caches and build outputs (keeps .venv and runs)
 	rm -rf .pytest_cache .hypothesis build dist *.egg-info

@@ -1,0 +1,137 @@
+"""The whole pipeline in one command (``make reproduce``): model, SFT warm start, training grid,
+evaluation, tables.
+
+    python scripts/reproduce.py                       # smoke profile (CPU, ~1 hour on 2 cores)
+    python scripts/reproduce.py --profile long        # more steps and seeds (CPU, hours)
+    python scripts/reproduce.py --profile paper       # Qwen2.5 paper configs (GPUs; see README)
+    python scripts/reproduce.py --tasks summarize --seeds 0 1 --algorithms grpo grpo_saw
+
+Every stage is resumable: a finished training run (done.json) or evaluation (eval.json) is
+skipped, an interrupted run continues from its last checkpoint, so re-running after an
+interruption picks up where it stopped. Results land in ``results/`` (markdown, LaTeX, CSV,
+PNG) and the tables are printed at the end.
+
+Where the embedded (CPU) reproduction deviates from the paper:
+1. SmolLM2-135M-Instruct instead of Qwen2.5-1.5B/3B-Instruct, a few RL steps of 4 prompts x 4
+   samples instead of ~100 steps of 512 x 4: a smoke-scale run that exercises the full method.
+2. Tool calling trains on BFCL v4 Live (not ToolRL's rlla_4k) and is tested on BFCL v4
+   Non-Live; Live scores are on training data; Multi-Turn is not run.
+3. Summarisation uses ACLSum with ROUGE (quality) and a length rule (conciseness) instead of
+   Reddit TL;DR scored by an LLM judge.
+4. Evaluation subsamples each BFCL category (``--eval-records``) to fit the time budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PROFILES = {
+    # name: (experiment prefix, seeds, extra training overrides, eval records per category/split)
+    "smoke": ("embedded", [0], [], 12),
+    "long": ("embedded", [0, 1, 2], ["trainer.total_steps=30"], None),
+    "paper": ("paper", [0, 1, 2], [], None),
+}
+EXPERIMENTS = {
+    ("embedded", "toolcall"): "embedded_toolcall",
+    ("embedded", "summarize"): "embedded_summarize",
+    ("paper", "toolcall"): "paper_toolcall_qwen2.5-1.5b",
+    ("paper", "summarize"): "paper_tldr_qwen2.5-1.5b",
+}
+
+
+def sh(cmd: list[str], log_file: Path) -> None:
+    """Run a stage, teeing its output to log_file; stop the pipeline on failure."""
+    print(f"\n$ {' '.join(cmd)}", flush=True)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "a", encoding="utf-8") as log:
+        log.write(f"\n$ {' '.join(cmd)}\n")
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            if not any(noise in line for noise in ("it/s]", "s/it]", "WARNING", "Loading weights")):
+                sys.stdout.write(line)
+        if proc.wait() != 0:
+            raise SystemExit(f"stage failed ({proc.returncode}): {' '.join(cmd)}\n  full log: {log_file}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", choices=sorted(PROFILES), default=os.environ.get("PROFILE", "smoke"))
+    ap.add_argument("--tasks", nargs="+", default=["toolcall", "summarize"])
+    ap.add_argument("--algorithms", nargs="+", default=["grpo", "grpo_saw", "gdpo", "gdpo_saw"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=None)
+    ap.add_argument("--output-root", default="outputs")
+    ap.add_argument("--results", default="results")
+    ap.add_argument("--eval-records", type=int, default=None,
+                    help="records per BFCL category / summarisation split (default: the profile's)")
+    ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for training, e.g. trainer.total_steps=10")
+    args = ap.parse_args()
+
+    prefix, seeds, extra, eval_records = PROFILES[args.profile]
+    seeds = args.seeds if args.seeds is not None else seeds
+    eval_records = args.eval_records if args.eval_records is not None else eval_records
+    py = sys.executable
+    logs = ROOT / args.output_root / "logs"
+    t_start = time.time()
+    timings: dict[str, float] = {}
+
+    t0 = time.time()
+    sh([py, "scripts/prepare_model.py"] + (["model=qwen2.5-1.5b"] if prefix == "paper" else []), logs / "prepare.log")
+    timings["prepare model"] = time.time() - t0
+
+    run_dirs = []
+    for task in args.tasks:
+        exp = EXPERIMENTS[(prefix, task)]
+        common = [f"experiment={exp}", f"output_root={args.output_root}"]
+        t0 = time.time()
+        sh([py, "scripts/train.py", "-m", *common, f"algorithm={','.join(args.algorithms)}",
+            f"seed={','.join(map(str, seeds))}", *extra, *args.overrides], logs / f"train_{task}.log")
+        timings[f"train {task}"] = time.time() - t0
+        exp_dir = ROOT / args.output_root / exp
+        t0 = time.time()
+        ev = [f"eval.max_records={eval_records}"] if eval_records else []
+        base = exp_dir / f"{task}-base-s0"
+        if not (base / "eval.json").exists():
+            sh([py, "scripts/evaluate.py", *common, *ev], logs / f"eval_{task}.log")
+        # the SFT warm start (tool calling) is its own row: what RL starts from
+        done_files = sorted(exp_dir.glob(f"{task}-*-s*/done.json"))
+        sft_dir = exp_dir / f"{task}-sft-s0"
+        if done_files:
+            summary = json.loads(done_files[0].read_text())
+            if summary.get("start_model") != summary.get("base_model"):
+                if not (sft_dir / "eval.json").exists():
+                    sh([py, "scripts/evaluate.py", *common, f"eval.model={summary['start_model']}",
+                        "eval.algorithm=sft", f"eval.out_dir={sft_dir}", *ev], logs / f"eval_{task}.log")
+                run_dirs.append(str(sft_dir))
+        for algo in args.algorithms:
+            for seed in seeds:
+                run = exp_dir / f"{task}-{algo}-s{seed}"
+                if (run / "done.json").exists() and not (run / "eval.json").exists():
+                    sh([py, "scripts/evaluate.py", f"eval.run_dir={run}", *ev], logs / f"eval_{task}.log")
+                run_dirs.append(str(run))
+        timings[f"evaluate {task}"] = time.time() - t0
+        run_dirs.append(str(base))
+
+    t0 = time.time()
+    sh([py, "scripts/make_tables.py", *run_dirs, "--out", args.results], logs / "tables.log")
+    timings["tables"] = time.time() - t0
+    timings["total"] = time.time() - t_start
+    (ROOT / args.results).mkdir(parents=True, exist_ok=True)
+    (ROOT / args.results / "timings.json").write_text(json.dumps(timings, indent=1))
+    print("\n" + (ROOT / args.results / "results.md").read_text())
+    print("\nwall time per stage (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
+
+
+if __name__ == "__main__":
+    main()
