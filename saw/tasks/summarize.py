@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from saw.tasks.base import (
+    package_data_dir,
     TASKS,
     Task,
     TaskDataError,
@@ -103,17 +104,7 @@ def make_summary_record(record_id: str, source: str, reference: str, *, title: s
 # ============================================================================ ACLSum
 def aclsum_data_dir(override: str | Path | None = None) -> Path:
     """The ``dataset`` folder of the installed ``aclsum`` package (found without importing it)."""
-    if override:
-        path = Path(str(override)).expanduser()
-    else:
-        spec = importlib.util.find_spec("aclsum")
-        if spec is None or not spec.submodule_search_locations:
-            raise TaskDataError("package 'aclsum' is not installed; install it with "
-                                "`pip install --no-deps -r requirements/nodeps.txt`, or set task.aclsum_data_dir")
-        path = Path(list(spec.submodule_search_locations)[0]) / "dataset"
-    if not path.is_dir():
-        raise TaskDataError(f"ACLSum data folder {str(path)!r} does not exist (set task.aclsum_data_dir)")
-    return path
+    return package_data_dir("aclsum", "dataset", "aclsum_data_dir", override)
 
 
 def aclsum_row_to_record(row: Any, split: str, aspects: tuple[str, ...], template: str,

@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from saw.tasks.base import (
+    package_data_dir,
     TASKS,
     Task,
     TaskDataError,
@@ -91,17 +92,7 @@ _ALLOWED_KEYS = frozenset({
 # ============================================================================ BFCL files
 def bfcl_data_dir(override: str | Path | None = None) -> Path:
     """The ``data`` folder of the installed ``bfcl-eval`` package (found without importing it)."""
-    if override:
-        path = Path(str(override)).expanduser()
-    else:
-        spec = importlib.util.find_spec("bfcl_eval")
-        if spec is None or not spec.submodule_search_locations:
-            raise TaskDataError("package 'bfcl-eval' is not installed; install it with "
-                                "`pip install --no-deps -r requirements/nodeps.txt`, or set task.bfcl_data_dir")
-        path = Path(list(spec.submodule_search_locations)[0]) / "data"
-    if not path.is_dir():
-        raise TaskDataError(f"BFCL data folder {str(path)!r} does not exist (set task.bfcl_data_dir)")
-    return path
+    return package_data_dir("bfcl-eval", "data", "bfcl_data_dir", override)
 
 
 def _read_json_lines(path: Path) -> list[dict]:
