@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 PROFILES = {
     # name: (experiment prefix, seeds, extra training overrides, eval records per category/split)
-    "smoke": ("embedded", [0], [], 12),
+    "smoke": ("embedded", [0], [], 8),
     "long": ("embedded", [0, 1, 2], ["trainer.total_steps=30"], None),
     "paper": ("paper", [0, 1, 2], [], None),
 }
