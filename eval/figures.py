@@ -83,7 +83,8 @@ def plot_reward_curves(runs: Sequence[Run], task: str | None = None, title: str 
             if steps.size == 0:
                 continue
             color = _COLORS.get(key[1]) if len({k[0] for k in groups}) == 1 else None
-            line, = ax.plot(steps, mean, label=f"{group_label(key, groups)} (n={len(rs)})", color=color, lw=1.6)
+            line, = ax.plot(steps, mean, label=f"{group_label(key, groups)} (n={len(rs)})", color=color, lw=1.6,
+                            marker="o" if len(steps) <= 20 else None, ms=3)
             color = line.get_color()
             if len(rs) > 1:
                 ax.fill_between(steps, lo, hi, color=color, alpha=0.15, lw=0)
@@ -114,7 +115,7 @@ def plot_saw_diagnostics(runs: Sequence[Run], task: str | None = None, title: st
                 steps, mean, lo, hi = seed_band(rs, f"reward/{name}/{stat}")
                 if steps.size == 0:
                     continue
-                line, = ax.plot(steps, mean, label=name, lw=1.6)
+                line, = ax.plot(steps, mean, label=name, lw=1.6, marker="o" if len(steps) <= 20 else None, ms=3)
                 if len(rs) > 1:
                     ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
             ax.set_title(f"{group_label(key, groups)} (n={len(rs)}): {label}")

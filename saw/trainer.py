@@ -457,7 +457,8 @@ class RLTrainer:
     @torch.no_grad()
     def _param_spread(self) -> float:
         """max - min over ranks of the sum of all parameters (0 when the ranks are in sync)."""
-        total = torch.tensor([sum(float(p.double().sum()) for p in self.engine.module.parameters())],
+        # full (gathered under ZeRO-3) parameters: every rank walks them, the gather is collective
+        total = torch.tensor([sum(float(t.double().sum()) for _, t in named_weights_for_sync(self.engine))],
                              dtype=torch.float64)
         gathered = [torch.zeros_like(total) for _ in range(self.world)]
         torch.distributed.all_gather(gathered, total)

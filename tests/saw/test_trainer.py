@@ -129,16 +129,21 @@ def test_bad_configs_fail_before_loading(tiny_model_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_processes_stay_in_sync(tiny_model_dir, tmp_path):
-    """torchrun with 2 CPU processes (gloo): both ranks end with identical parameters."""
+@pytest.mark.parametrize("zero_stage", [0, 3])
+def test_two_processes_stay_in_sync(zero_stage, tiny_model_dir, tmp_path):
+    """torchrun with 2 CPU processes (gloo): both ranks end with identical parameters. Under ZeRO-3
+    the weights are gathered parameter by parameter for the rollout sync and the final save."""
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+    port = 29517 + zero_stage
+    extra = [f"trainer.zero_stage={zero_stage}"] + (["trainer.shared_prefix=false"] if zero_stage == 3 else [])
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
            str(ROOT / "scripts" / "train.py"), "model=tiny", f"model.path={tiny_model_dir}", "rollout=hf",
-           "logger=none", "task.max_train_records=16", "task.max_eval_records=4", "++task.validation_size=4",
-           "trainer.total_steps=2", "trainer.prompts_per_step=2", "sampling.n=2", "sampling.max_new_tokens=8",
-           "trainer.micro_batch_size=1", "trainer.max_prompt_length=192", "trainer.val_every=0",
+           "logger=none", "task=summarize", "task.max_train_records=16", "task.max_eval_records=4",
+           "task.rewards=[{name: summary_quality}, {name: summary_conciseness, budget_words: 3}]",
+           "trainer.total_steps=2", "trainer.prompts_per_step=2", "sampling.n=4", "sampling.max_new_tokens=12",
+           "trainer.micro_batch_size=4", "trainer.max_prompt_length=192", "trainer.val_every=0",
            "trainer.gradient_checkpointing=false", "trainer.torch_threads=1", "trainer.lr=1e-3",
-           "trainer.check_sync=true", f"hydra.run.dir={out}", f"cache_dir={tmp_path}/cache"]
+           "trainer.check_sync=true", f"hydra.run.dir={out}", f"cache_dir={tmp_path}/cache", *extra]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -146,3 +151,9 @@ def test_two_processes_stay_in_sync(tiny_model_dir, tmp_path):
     assert [r["step"] for r in rows] == [1, 2]
     assert all(r["dist/param_sum_spread"] == 0.0 for r in rows)
     assert json.loads((out / "done.json").read_text())["steps"] == 2
+    from transformers import AutoModelForCausalLM
+
+    saved = AutoModelForCausalLM.from_pretrained(out / "policy")  # gathered full weights, not shards
+    start = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert all(a.shape == b.shape for a, b in zip(saved.parameters(), start.parameters()))
+    assert any(not torch.equal(a.float(), b.float()) for a, b in zip(saved.parameters(), start.parameters()))
