@@ -93,15 +93,14 @@ class RolloutEngine(abc.ABC):
     def _update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         ...
 
+    # engines set ``self._tokenizer`` and ``self._max_len`` (prompt + completion tokens)
     @property
-    @abc.abstractmethod
     def tokenizer(self):
-        ...
+        return self._tokenizer
 
     @property
-    @abc.abstractmethod
     def max_model_len(self) -> int:
-        ...
+        return self._max_len
 
     def encode_prompts(self, prompts: Sequence[Prompt]) -> list[list[int]]:
         """Token ids for each prompt: ids pass through, chat messages get the chat template."""

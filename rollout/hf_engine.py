@@ -145,14 +145,6 @@ class HFEngine(RolloutEngine):
         self._calls = 0
         self._params = dict(self.model.state_dict(keep_vars=True))
 
-    @property
-    def tokenizer(self):
-        return self._tokenizer
-
-    @property
-    def max_model_len(self) -> int:
-        return self._max_len
-
     @torch.inference_mode()
     def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[RolloutSample]:
         from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList

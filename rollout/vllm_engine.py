@@ -164,14 +164,6 @@ class VLLMEngine(RolloutEngine):
         self._max_len = int(self.llm.llm_engine.model_config.max_model_len)
         self._dtype = self.llm.llm_engine.model_config.dtype
 
-    @property
-    def tokenizer(self):
-        return self._tokenizer
-
-    @property
-    def max_model_len(self) -> int:
-        return self._max_len
-
     def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[RolloutSample]:
         from vllm import SamplingParams
 
