@@ -39,6 +39,12 @@ class JudgeServer:
                 try:
                     status, reply, delay = server.behaviour(body, n)
                     time.sleep(delay)
+                finally:
+                    # leave the in-flight count before answering: the client can only send its
+                    # next request after this reply, so a count taken later would overlap it
+                    with server.lock:
+                        server.in_flight -= 1
+                try:
                     if isinstance(reply, bytes):
                         payload = reply
                     else:
@@ -50,9 +56,6 @@ class JudgeServer:
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
-                finally:
-                    with server.lock:
-                        server.in_flight -= 1
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
