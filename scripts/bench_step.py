@@ -1,6 +1,6 @@
 """Step time of this repo's trainer against TRL's GRPOTrainer, on the same machine in the same run.
 
-    python scripts/bench_step.py                           # the defaults below (SmolLM2, ~10-15 min on 2 cores)
+    python scripts/bench_step.py                           # the defaults (SmolLM2; ~8 min on 2 idle cores)
     python scripts/bench_step.py --steps 5 --no-scaling
     python scripts/bench_step.py --model PATH --prompts 2 --n 2 --max-new-tokens 8 --steps 1 --no-scaling
 
@@ -42,14 +42,17 @@ TRL is set to match (:func:`trl_config_kwargs`):
    reloading weights through a worker extension (rollout/vllm_worker.py).
 
 What is not the same: completions are sampled independently on each side, so their lengths differ
-(the mean is printed next to each time); TRL computes every sequence's prompt (no shared prefix)
-and decodes/re-tokenises around its reward call.
+(the mean is printed next to each time). By design TRL runs the prompt through the model once per
+completion (no shared prefix) and generates with transformers: the two main differences measured.
 
 Timings: ours from the trainer's own ``time/*`` metrics (one ``train_step``); TRL from one pass of
 the Trainer loop (step end to step end, generation and reward calls timed by wrapping the trainer's
-methods). "CPU s" is the process's user + system time over the same step, all threads: on a shared
-machine it moves less than wall time with the other load. Peak memory is each process's peak RSS (``resource.getrusage``, vLLM included for ours as
-it runs in-process). The load average is printed: other processes on the same cores slow both sides.
+methods). "CPU s" is the process's user + system time over the same step, all threads (about threads x
+wall time when the cores are free). Other processes on the same cores slow both sides, and not by
+the same factor (in a run at load average 4-13 on 2 cores the ratio fell from 3.5x to 1.6x, CPU time
+included: waiting OpenMP threads spin), so the load average is printed before, during and after the
+run, with a warning when other work was running. Peak memory is each process's peak RSS
+(``resource.getrusage``; vLLM included for ours, as it runs in-process).
 """
 
 from __future__ import annotations
@@ -87,14 +90,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sides", default="ours,trl", help="comma list of ours,trl (default both)")
     p.add_argument("--algorithm", default="gdpo_saw", choices=sorted(ALGORITHMS),
                    help="our algorithm; TRL gets the matching multi_objective_aggregation (default gdpo_saw)")
-    p.add_argument("--lr", type=float, default=2e-6, help="learning rate of both sides (default 2e-6, the embedded run's)")
+    p.add_argument("--lr", type=float, default=2e-6,
+                   help="learning rate of both sides (default 2e-6, the embedded run's)")
     p.add_argument("--max-prompt-length", type=int, default=512,
                    help="prompts longer than this (in tokens) are dropped from the task on both sides (default 512, "
                         "the embedded run's limit; ours would cut them, TRL would not)")
     p.add_argument("--micro-batch-size", type=int, default=4, help="our trainer.micro_batch_size (default 4)")
     p.add_argument("--scaling", action=argparse.BooleanOptionalAction, default=True,
                    help="also time ours at 2x prompts and 2x max new tokens (default on)")
-    p.add_argument("--scaling-steps", type=int, default=1, help="measured steps per scaling point, after --warmup (default 1)")
+    p.add_argument("--scaling-steps", type=int, default=1,
+                   help="measured steps per scaling point, after --warmup (default 1)")
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch threads per side")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="also write all raw per-step records to this file")
@@ -257,9 +262,7 @@ def ours_worker(conn, spec: dict[str, Any]) -> None:
         torch.set_num_threads(spec["threads"])
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="bench-ours-") as out:
-            from saw.trainer import RLTrainer
-
-            from saw.trainer import PromptSampler
+            from saw.trainer import PromptSampler, RLTrainer
 
             cfg = compose_ours(spec, out)
             trainer = RLTrainer(cfg, Path(out) / "run", spec["model_path"])
@@ -272,7 +275,8 @@ def ours_worker(conn, spec: dict[str, Any]) -> None:
                     cpu0 = cpu_seconds()
                     m = trainer.train_step()
                     conn.send(("step", {
-                        "step_s": m["time/step"], "cpu_s": cpu_seconds() - cpu0, "rollout_s": m["time/rollout"], "rewards_s": m["time/rewards"],
+                        "step_s": m["time/step"], "cpu_s": cpu_seconds() - cpu0,
+                        "rollout_s": m["time/rollout"], "rewards_s": m["time/rewards"],
                         "advantages_s": m["time/advantages"], "update_s": m["time/update"], "sync_s": m["time/sync"],
                         "rollout_tokens_per_s": m["perf/rollout_tokens_per_s"],
                         "completion_len": m["response/length_mean"], "samples": spec["prompts"] * spec["n"],
@@ -310,7 +314,9 @@ def trl_worker(conn, spec: dict[str, Any]) -> None:
             task = build_task(cfg.task)
             task.drop_overlong_prompts(tokenizer, spec["max_prompt_length"])
             specs = task.reward_specs
-            rewards = build_rewards(OmegaConf.to_container(specs, resolve=True) if OmegaConf.is_config(specs) else specs)
+            if OmegaConf.is_config(specs):
+                specs = OmegaConf.to_container(specs, resolve=True)
+            rewards = build_rewards(specs)
             total = spec["warmup"] + spec["steps"] + 1
             order = PromptSampler(len(task.train), int(cfg.seed)).take(0, spec["prompts"] * total)
             dataset = Dataset.from_list([trl_row(task.train[i]) for i in order])
@@ -339,7 +345,8 @@ def trl_worker(conn, spec: dict[str, Any]) -> None:
                     step_s = time.perf_counter() - self.t0
                     samples = spec["prompts"] * spec["n"]
                     conn.send(("step", {
-                        "step_s": step_s, "cpu_s": cpu_seconds() - self.cpu0, "rollout_s": timers["generate_s"], "rewards_s": timers["rewards_s"],
+                        "step_s": step_s, "cpu_s": cpu_seconds() - self.cpu0,
+                        "rollout_s": timers["generate_s"], "rewards_s": timers["rewards_s"],
                         "other_scoring_s": timers["score_s"] - timers["generate_s"] - timers["rewards_s"],
                         "update_s": step_s - timers["score_s"],
                         "rollout_tokens_per_s": timers["tokens"] / max(timers["generate_s"], 1e-9),
@@ -428,13 +435,17 @@ class ProcessWorker:
 
 
 # ----------------------------------------------------------------------------- orchestration
-def run_alternating(workers: dict[str, Any], total_steps: int) -> dict[str, list[dict]]:
-    """Step each worker once per round, in the dict's order, ``total_steps`` rounds: {side: records}."""
+def run_alternating(workers: dict[str, Any], total_steps: int, loads: list[float] | None = None
+                    ) -> dict[str, list[dict]]:
+    """Step each worker once per round, in the dict's order, ``total_steps`` rounds: {side: records}.
+    The 1-minute load average after each step is appended to ``loads``."""
     records: dict[str, list[dict]] = {side: [] for side in workers}
     for i in range(total_steps):
         for side, w in workers.items():
             r = w.step()
             records[side].append(r)
+            if loads is not None:
+                loads.append(os.getloadavg()[0])
             print(f"  step {i + 1}/{total_steps} {side:5s} {r['step_s']:7.2f} s  "
                   f"(completion {r['completion_len']:.1f} tokens)", flush=True)
     return records
@@ -476,7 +487,7 @@ def format_comparison(summary: dict[str, dict], spec: dict[str, Any]) -> str:
         ratio = summary["trl"]["step_s"] / summary["ours"]["step_s"]
         cpu_ratio = summary["trl"]["cpu_s"] / summary["ours"]["cpu_s"]
         lines.append(f"ratio of medians TRL / ours: {ratio:.2f}x wall time, {cpu_ratio:.2f}x CPU time "
-                     f"(> 1: ours is faster; CPU time is less sensitive to other load on the machine)")
+                     f"(> 1: ours is faster)")
     if "ours" in summary:
         o = summary["ours"]
         lines.append(f"ours: rollout {o['rollout_tokens_per_s']:.1f} tokens/s; rewards {o['rewards_per_s']:.0f} "
@@ -520,13 +531,18 @@ def run(args: argparse.Namespace, model_path: str, start_worker: Callable[[str, 
     """The whole benchmark; returns {"comparison": {side: summary}, "scaling": [rows], "raw": ...}."""
     spec = make_spec(args, model_path)
     emit(f"model {model_path}; {args.threads} threads per side; {load_line()}")
+    start_load = os.getloadavg()[0]
+    if start_load > 1.0:
+        emit(f"warning: load average {start_load:.2f} before the start: other processes share the cores and "
+             f"slow both sides unevenly; compare only with runs on an otherwise idle machine")
     workers: dict[str, Any] = {}
-    result: dict[str, Any] = {"spec": spec, "raw": {}, "load": {"start": os.getloadavg()}}
+    loads: list[float] = []
+    result: dict[str, Any] = {"spec": spec, "raw": {}, "load": {"start": os.getloadavg(), "during": loads}}
     try:
         for side in args.sides:  # start one at a time: start-up is not timed, but would slow the other
             workers[side] = start_worker(side, spec)
             emit(f"{side}: started in {workers[side].info['startup_s']:.1f} s")
-        raw = run_alternating(workers, args.warmup + args.steps)
+        raw = run_alternating(workers, args.warmup + args.steps, loads)
     finally:
         for w in workers.values():
             w.stop()
@@ -545,7 +561,7 @@ def run(args: argparse.Namespace, model_path: str, start_worker: Callable[[str, 
             emit(f"scaling: {prompts} prompts, {new_tokens} max new tokens")
             w = start_worker("ours", point)
             try:
-                recs = run_alternating({"ours": w}, args.warmup + args.scaling_steps)["ours"]
+                recs = run_alternating({"ours": w}, args.warmup + args.scaling_steps, loads)["ours"]
             finally:
                 w.stop()
             result["raw"][f"scaling_{prompts}x{new_tokens}"] = recs
@@ -554,7 +570,8 @@ def run(args: argparse.Namespace, model_path: str, start_worker: Callable[[str, 
         emit("")
         emit(format_scaling(rows))
     result["load"]["end"] = os.getloadavg()
-    emit(f"\n{load_line()} (at the end)")
+    emit(f"\n{load_line()} (at the end); 1-minute load after each step: max {max(loads):.2f}, "
+         f"median {statistics.median(loads):.2f} (one stepping side adds about {args.threads})")
     return result
 
 

@@ -104,7 +104,8 @@ def test_trl_reward_wrapper_gives_our_rewards(bench):
         assert fn.__name__ == reward.name
         direct = reward(texts, records)
         # conversational completions and plain strings, plus the extra keywords TRL passes
-        chat = fn(prompts=[r["prompt"] for r in records], completions=[[{"role": "assistant", "content": t}] for t in texts],
+        chat = fn(prompts=[r["prompt"] for r in records],
+                  completions=[[{"role": "assistant", "content": t}] for t in texts],
                   completion_ids=[[1], [2]], trainer_state=None, log_extra=None, log_metric=None, **columns)
         plain = fn(prompts=[r["prompt"] for r in records], completions=texts, **columns)
         assert chat == plain == pytest.approx(direct)
@@ -127,9 +128,9 @@ class FakeWorker:
         if self.fail_at == self.calls:
             raise RuntimeError("worker failed")
         t = self.times.pop(0)
-        rec = {"step_s": t, "cpu_s": 2 * t, "rollout_s": t / 4, "rewards_s": 0.01, "update_s": t / 2, "rollout_tokens_per_s": 100.0,
-               "completion_len": 60.0, "samples": self.spec["prompts"] * self.spec["n"], "peak_rss_mib": 1000.0 + t,
-               "prompt_ids": [f"p{self.calls}"]}
+        rec = {"step_s": t, "cpu_s": 2 * t, "rollout_s": t / 4, "rewards_s": 0.01, "update_s": t / 2,
+               "rollout_tokens_per_s": 100.0, "completion_len": 60.0, "samples": self.spec["prompts"] * self.spec["n"],
+               "peak_rss_mib": 1000.0 + t, "prompt_ids": [f"p{self.calls}"]}
         if self.side == "ours":
             rec.update(advantages_s=t / 1000, sync_s=0.1)
         else:
@@ -163,6 +164,7 @@ def test_alternating_run_medians_ratio_and_scaling(bench, tmp_path):
     assert result["same_prompts"] is True
     text = "\n".join(lines)
     assert "ratio of medians TRL / ours: 3.00x wall time, 3.00x CPU time" in text
+    assert len(result["load"]["during"]) == 8 + 2 * 3 and "1-minute load after each step: max" in text
     assert "same prompts on both sides at every step: yes" in text
     assert "TRL 1.16 supports vllm<=0.31" in text
     rows = result["scaling"]
