@@ -322,3 +322,28 @@ def package_data_dir(package: str, subdir: str, config_key: str, override: str |
         raise TaskDataError(f"{package} data folder {str(path)!r} does not exist (set task.{config_key})")
     return path
 
+
+def load_source(cfg: Mapping[str, Any], sources: Mapping[str, Callable], default: str, task: str):
+    """(train, validation, test) from the loader ``sources[cfg.source]``; unknown sources list the valid ones."""
+    source = cfg.get("source", default)
+    if source not in sources:
+        raise TaskDataError(f"{task} task: unknown source {source!r}; valid: {', '.join(sorted(sources))}")
+    return sources[source](cfg)
+
+
+def assemble_task(name: str, cfg: Mapping[str, Any], train: list[dict], validation: list[dict],
+                  test: list[dict], key: Callable[[Mapping[str, Any]], Hashable],
+                  default_rewards: Sequence[Any]) -> "Task":
+    """Carve a validation split out of train when there is none (grouped by ``key``), apply the
+    deterministic ``max_*_records`` subsamples, and build the Task."""
+    seed = int(cfg.get("seed", 0))
+    if not validation:
+        train, validation = carve_split(train, int(cfg.get("validation_size", 32) or 0), seed, key)
+    return Task(
+        name=name, train=subsample(train, cfg.get("max_train_records"), seed),
+        validation=subsample(validation, cfg.get("max_eval_records"), seed),
+        test=subsample(test, cfg.get("max_eval_records"), seed),
+        reward_specs=list(cfg.get("rewards") or default_rewards),
+        max_prompt_length=cfg.get("max_prompt_length"), config=dict(cfg),
+    )
+

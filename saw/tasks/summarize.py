@@ -30,16 +30,16 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from saw.tasks.base import (
+    assemble_task,
+    load_source,
     package_data_dir,
     TASKS,
     Task,
     TaskDataError,
-    carve_split,
     check_config_keys,
     load_hub_rows,
     load_rows,
     normalise_text,
-    subsample,
 )
 
 ACLSUM_ASPECTS = ("challenge", "approach", "outcome")
@@ -223,22 +223,9 @@ def source_key(record: Mapping[str, Any]) -> str:
 def build_summarize_task(cfg: Mapping[str, Any]) -> Task:
     """Build the summarisation task from a plain config dict (see conf/task/summarize*.yaml)."""
     check_config_keys(cfg, _ALLOWED_KEYS, "summarize task")
-    source = cfg.get("source", "aclsum")
-    if source not in _SOURCES:
-        raise TaskDataError(f"summarize task: unknown source {source!r}; valid: {', '.join(sorted(_SOURCES))}")
-    seed = int(cfg.get("seed", 0))
-    train, validation, test = _SOURCES[source](cfg)
+    train, validation, test = load_source(cfg, _SOURCES, "aclsum", "summarize")
     if not train:
-        raise TaskDataError(f"summarize task (source {source}): no training records")
+        raise TaskDataError(f"summarize task (source {cfg.get('source', 'aclsum')}): no training records")
     test_keys = {source_key(r) for r in test}
     train = [r for r in train if source_key(r) not in test_keys]
-    if not validation:
-        train, validation = carve_split(train, int(cfg.get("validation_size", 32) or 0), seed, source_key)
-    train = subsample(train, cfg.get("max_train_records"), seed)
-    validation = subsample(validation, cfg.get("max_eval_records"), seed)
-    test = subsample(test, cfg.get("max_eval_records"), seed)
-    return Task(
-        name="summarize", train=train, validation=validation, test=test,
-        reward_specs=list(cfg.get("rewards") or DEFAULT_REWARDS),
-        max_prompt_length=cfg.get("max_prompt_length"), config=dict(cfg),
-    )
+    return assemble_task("summarize", cfg, train, validation, test, source_key, DEFAULT_REWARDS)

@@ -62,18 +62,18 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from saw.tasks.base import (
+    assemble_task,
+    load_source,
     package_data_dir,
     TASKS,
     Task,
     TaskDataError,
-    carve_split,
     check_config_keys,
     check_messages,
     load_hub_rows,
     load_rows,
     normalise_text,
     require,
-    subsample,
 )
 
 log = logging.getLogger(__name__)
@@ -484,18 +484,5 @@ _SOURCES = {"bfcl": _build_bfcl, "toolrl": _build_toolrl}
 def build_toolcall_task(cfg: Mapping[str, Any]) -> Task:
     """Build the tool-calling task from a plain config dict (see conf/task/toolcall*.yaml)."""
     check_config_keys(cfg, _ALLOWED_KEYS, "toolcall task")
-    source = cfg.get("source", "bfcl")
-    if source not in _SOURCES:
-        raise TaskDataError(f"toolcall task: unknown source {source!r}; valid: {', '.join(sorted(_SOURCES))}")
-    seed = int(cfg.get("seed", 0))
-    train, validation, test = _SOURCES[source](cfg)
-    if not validation:
-        train, validation = carve_split(train, int(cfg.get("validation_size", 32) or 0), seed, question_key)
-    train = subsample(train, cfg.get("max_train_records"), seed)
-    validation = subsample(validation, cfg.get("max_eval_records"), seed)
-    test = subsample(test, cfg.get("max_eval_records"), seed)
-    return Task(
-        name="toolcall", train=train, validation=validation, test=test,
-        reward_specs=list(cfg.get("rewards") or DEFAULT_REWARDS),
-        max_prompt_length=cfg.get("max_prompt_length"), config=dict(cfg),
-    )
+    train, validation, test = load_source(cfg, _SOURCES, "bfcl", "toolcall")
+    return assemble_task("toolcall", cfg, train, validation, test, question_key, DEFAULT_REWARDS)
