@@ -14,6 +14,7 @@ matrix product for every prompt token.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -146,7 +147,7 @@ def shared_prefix_logprobs(model, prompt_ids: list[list[int]], completion_ids: l
     c_pos = prompt_len.unsqueeze(1) + torch.arange(t).unsqueeze(0)
     attn = torch.cat([p_mask.repeat_interleave(n, dim=0), c_mask], dim=1)
     ctx = torch.autocast(device_type=device.type, dtype=autocast_dtype) if autocast_dtype is not None \
-        else _nullcontext()
+        else contextlib.nullcontext()
     with ctx:
         out = model(input_ids=p_ids.to(device), attention_mask=p_mask.to(device), position_ids=p_pos.to(device),
                     use_cache=True, logits_to_keep=1)
@@ -164,11 +165,3 @@ def shared_prefix_logprobs(model, prompt_ids: list[list[int]], completion_ids: l
     token_logp = logp.gather(-1, c_ids.to(device).unsqueeze(-1)).squeeze(-1)
     entropy = entropy_from_logits(logits) if with_entropy else None
     return token_logp, entropy, c_mask.to(torch.float32).to(device)
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
