@@ -10,6 +10,8 @@
   per method: the median over a run's steps, skipping the first step (warm-up), then the mean
   over seeds; the last columns give what a method adds to its host (grpo_saw vs grpo, gdpo_saw
   vs gdpo, *_gradient likewise) in percent of the host's step time, and in the advantage phase.
+- Training curves: per method, each reward's batch mean at the first and the last logged step
+  and the change between them (mean over seeds), i.e. the endpoints of the reward curves.
 
 The markdown report (:func:`markdown_report`) puts the SAW paper's numbers (eval/paper.py)
 beside ours, clearly labelled, and says when the runs are the embedded smoke-scale setup.
@@ -308,6 +310,45 @@ def overhead_table(runs: Sequence[Run], task: str) -> Table | None:
     return table
 
 
+# ----------------------------------------------------------------------------- training curves
+def endpoint(run: Run, key: str, last: bool) -> float | None:
+    """Value of metric ``key`` at the run's first (``last=False``) or last logged step; None if absent."""
+    steps, values = run.series(key)
+    if not steps:
+        return None
+    pick = max if last else min
+    return values[steps.index(pick(steps))]
+
+
+def training_table(runs: Sequence[Run], task: str) -> Table | None:
+    """First and last batch mean of every reward per method of ``task``; None without metrics."""
+    groups = {k: v for k, v in group_by_method([r for r in runs if r.metrics], task).items() if k[1] != "base"}
+    if not groups:
+        return None
+    names: list[str] = []
+    for rs in groups.values():
+        for r in rs:
+            names += [n for n in r.reward_names() if n not in names]
+
+    def change(key: str) -> Callable[[Run], float | None]:
+        def read(r: Run) -> float | None:
+            first, last = endpoint(r, key, False), endpoint(r, key, True)
+            return None if first is None or last is None else last - first
+        return read
+
+    columns: list[Column] = []
+    for name in names:
+        key = f"reward/{name}/mean"
+        columns += [Column(f"{name}_first", f"{name} first", (lambda k: lambda r: endpoint(r, k, False))(key), 1.0, 3),
+                    Column(f"{name}_last", f"{name} last", (lambda k: lambda r: endpoint(r, k, True))(key), 1.0, 3),
+                    Column(f"{name}_change", f"{name} change", change(key), 1.0, 3)]
+    columns.append(Column("steps", "Steps", lambda r: float(len(r.series("time/step")[0])) or None, 1.0, 0))
+    notes = ["Batch mean of each training reward (the rollout samples of that step, temperature as "
+             "configured) at the first and the last logged step, and last - first; mean ± sample std over "
+             "seeds. Single-step values of small batches are noisy: read the curves (figures) for trends."]
+    return build_table(f"training_{task}", f"Training rewards, first and last step ({task})", groups, columns, notes)
+
+
 # ----------------------------------------------------------------------------- paper numbers
 def paper_tables_markdown() -> str:
     """The SAW paper's reported numbers (eval/paper.py) as markdown tables."""
@@ -331,12 +372,13 @@ def paper_tables_markdown() -> str:
 
 
 def all_tables(runs: Sequence[Run]) -> list[Table]:
-    """Table 1, Table 2 and one overhead table per task, for the tasks present in ``runs``."""
+    """Table 1, Table 2 and a training-curve and an overhead table per task, for the tasks present in ``runs``."""
     tables = [t for t in (toolcall_table(runs), summarize_table(runs)) if t is not None]
     for task in sorted({r.task for r in runs}):
-        t = overhead_table(runs, task)
-        if t is not None:
-            tables.append(t)
+        for make in (training_table, overhead_table):
+            t = make(runs, task)
+            if t is not None:
+                tables.append(t)
     return tables
 
 

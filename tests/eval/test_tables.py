@@ -13,7 +13,8 @@ import pytest
 
 from eval import paper
 from eval.runs import load_runs
-from eval.tables import format_mean_std, mean_std, median_phase_time, overhead_table, summarize_table, toolcall_table
+from eval.tables import (format_mean_std, mean_std, median_phase_time, overhead_table, summarize_table, toolcall_table,
+                         training_table)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -109,12 +110,36 @@ def test_overhead_by_hand(synthetic_runs):
     assert "base" not in rows  # the base model has no training steps
 
 
+def test_training_table_by_hand(synthetic_runs):
+    runs = load_runs([synthetic_runs])
+    table = training_table(runs, "toolcall")
+    rows = csv_rows(table.csv())
+    # reward mean = 0.1 * step + j + offset; grpo seeds have offsets 0 and 0.2, steps 1..3
+    assert float(rows["grpo"]["toolcall_format_first_mean"]) == pytest.approx(0.2)
+    assert float(rows["grpo"]["toolcall_format_first_std"]) == pytest.approx(math.sqrt(0.02))
+    assert float(rows["grpo"]["toolcall_format_last_mean"]) == pytest.approx(0.4)
+    assert float(rows["grpo"]["toolcall_correctness_last_mean"]) == pytest.approx(1.4)
+    assert float(rows["grpo_saw"]["toolcall_correctness_change_mean"]) == pytest.approx(0.2)
+    assert float(rows["grpo_saw"]["steps_mean"]) == 3
+    assert "base" not in rows
+    assert training_table(runs, "no_such_task") is None
+    # steps logged out of order (a resumed run appends): endpoints follow the step numbers
+    import json
+    run = synthetic_runs / "embedded_test" / "toolcall-grpo-s0"
+    rows_ = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (rows_[2], rows_[0], rows_[1])))
+    again = csv_rows(training_table(load_runs([synthetic_runs]), "toolcall").csv())
+    assert float(again["grpo"]["toolcall_format_first_mean"]) == pytest.approx(0.2)
+    assert float(again["grpo"]["toolcall_format_last_mean"]) == pytest.approx(0.4)
+
+
 def test_make_tables_script(synthetic_runs, tmp_path):
     out = tmp_path / "results"
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "make_tables.py"), str(synthetic_runs / "*"),
                            "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
-    for stem in ("table1_toolcall", "table2_summarize", "overhead_toolcall", "overhead_summarize"):
+    for stem in ("table1_toolcall", "table2_summarize", "overhead_toolcall", "overhead_summarize",
+                 "training_toolcall", "training_summarize"):
         for ext in ("md", "tex", "csv"):
             assert (out / f"{stem}.{ext}").stat().st_size > 0
     for fig in ("rewards_toolcall", "saw_cv_weights_toolcall", "rewards_summarize", "saw_cv_weights_summarize"):
