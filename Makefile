@@ -26,7 +26,7 @@ export PYTHONUNBUFFERED := 1
 REQS := requirements/cpu.txt requirements/dev.txt requirements/nodeps.txt pyproject.toml
 STAMP := $(VENV)/.installed
 
-.PHONY: help install test test-fast reproduce prepare bench bench-core bench-rewards bench-rollout clean
+.PHONY: help install test test-fast reproduce overhead prepare bench bench-core bench-rewards bench-rollout clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -56,6 +56,11 @@ test-fast: $(STAMP) ## run the fast tests only
 PROFILE ?= smoke
 reproduce: $(STAMP) ## the whole pipeline: model, SFT, training grid, evaluation, tables (PROFILE=smoke|long|paper)
 	$(PY) scripts/reproduce.py --profile $(PROFILE) $(REPRO_ARGS)
+
+overhead: $(STAMP) ## +SAW vs +Gradient per-step cost: 6 methods on embedded_toolcall, same seed and data
+	$(PY) scripts/train.py -m +sweep=overhead
+	$(PY) scripts/make_tables.py "outputs/embedded_toolcall/toolcall-*-s0" --out results/overhead --no-figures
+	@cat results/overhead/overhead_toolcall.md
 
 prepare: $(STAMP) ## prepare the embedded model (SmolLM2-135M-Instruct from its GGUF file)
 	$(PY) scripts/prepare_model.py

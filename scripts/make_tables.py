@@ -8,6 +8,7 @@ directories with algorithm "base") and writes into --out:
 
 - table1_toolcall.{md,tex,csv}: BFCL v4 Non-Live / Live / Multi-Turn / Overall / format rate;
 - table2_summarize.{md,tex,csv}: quality, conciseness, total, ROUGE, length (+ judge);
+- training_<task>.{md,tex,csv}: first and last batch mean of every reward per method;
 - overhead_<task>.{md,tex,csv}: per-step time and phases per method, SAW's extra cost;
 - figures/rewards_<task>.png, figures/saw_cv_weights_<task>.png;
 - results.md: all of the above with the SAW paper's numbers beside ours.
