@@ -110,7 +110,7 @@ def run_sft(cfg: Any, model_path: str) -> Path:
             loss = -(lp * mb.response_mask).sum() / n_tok
             engine.backward(loss, scale_wrt_gas=False)
             engine.step()
-            loss_sum += float(loss)
+            loss_sum += float(loss.detach())
         loss_sum = dist_utils.all_reduce_mean(loss_sum) * world  # sum of the per-rank token-normalised parts
         if writer is not None:
             writer.write({"step": step + 1, "sft/loss": loss_sum, "time/step": time.perf_counter() - t0})
