@@ -32,8 +32,28 @@ def init_distributed(backend: str | None = None) -> tuple[int, int]:
     import deepspeed
 
     if not dist.is_initialized():
+        _forget_deepspeed_groups()
         deepspeed.init_distributed(dist_backend=backend)
     return dist.get_rank(), dist.get_world_size()
+
+
+def _forget_deepspeed_groups() -> None:
+    """Drop the process groups DeepSpeed cached from an earlier, since destroyed, world.
+
+    Several runs in one process (a Hydra multirun with the basic launcher) each create a world;
+    vLLM's shutdown destroys it between runs. DeepSpeed keeps a clone of the old world group in
+    module globals and would hand it to the next engine ("Group ... is not registered").
+    """
+    from deepspeed.utils import groups
+
+    for name in ("_WORLD_GROUP", "_ZERO_PARAM_INTRA_PARALLEL_GROUP", "_DATA_PARALLEL_GROUP",
+                 "_MODEL_PARALLEL_GROUP", "_TENSOR_MODEL_PARALLEL_GROUP"):
+        if hasattr(groups, name):
+            setattr(groups, name, None)
+    for name in ("_EXPERT_PARALLEL_GROUP", "_EXPERT_PARALLEL_GROUP_RANKS", "_EXPERT_DATA_PARALLEL_GROUP",
+                 "_EXPERT_DATA_PARALLEL_GROUP_RANKS", "_ALL_TO_ALL_GROUP"):
+        if isinstance(getattr(groups, name, None), dict):
+            getattr(groups, name).clear()
 
 
 def rank() -> int:

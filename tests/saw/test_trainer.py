@@ -157,3 +157,41 @@ def test_two_processes_stay_in_sync(zero_stage, tiny_model_dir, tmp_path):
     start = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     assert all(a.shape == b.shape for a, b in zip(saved.parameters(), start.parameters()))
     assert any(not torch.equal(a.float(), b.float()) for a, b in zip(saved.parameters(), start.parameters()))
+
+
+def test_distributed_world_can_be_recreated_in_one_process(tmp_path):
+    """A second DeepSpeed engine after the world was destroyed (vLLM's shutdown does this between
+    the jobs of a Hydra multirun) must not reuse the old world's cached groups."""
+    script = tmp_path / "recreate.py"
+    script.write_text(
+        "import torch, torch.distributed as dist, deepspeed\n"
+        "from saw.distributed import init_distributed\n"
+        "def engine():\n"
+        "    m = torch.nn.Linear(4, 4)\n"
+        "    cfg = {'train_micro_batch_size_per_gpu': 1}\n"
+        "    return deepspeed.initialize(model=m, optimizer=torch.optim.AdamW(m.parameters()), config=cfg)[0]\n"
+        "init_distributed(); engine()\n"
+        "dist.destroy_process_group()\n"
+        "init_distributed(); engine()\n"
+        "print('second engine ok')\n")
+    env = dict(os.environ, DS_ACCELERATOR="cpu", PYTHONPATH=str(ROOT))
+    env.pop("RANK", None)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0 and "second engine ok" in proc.stdout, proc.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_multirun_with_vllm_runs_every_job(tiny_model_dir, tmp_path):
+    """`train.py -m` runs its jobs in one process; each job starts and shuts down a vLLM engine."""
+    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "model=tiny", f"model.path={tiny_model_dir}",
+           "rollout=vllm", "rollout.dtype=float32", "rollout.max_model_len=256", "rollout.cpu_kvcache_gib=1",
+           "logger=none", "task=summarize", "task.max_train_records=8", "task.max_eval_records=4",
+           "trainer.total_steps=1", "trainer.prompts_per_step=2", "sampling.n=2", "sampling.max_new_tokens=8",
+           "trainer.micro_batch_size=4", "trainer.max_prompt_length=192", "trainer.val_every=0",
+           "trainer.gradient_checkpointing=false", "algorithm=grpo,grpo_saw", f"output_root={tmp_path}/out",
+           "experiment_name=multi", f"cache_dir={tmp_path}/cache"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    for algorithm in ("grpo", "grpo_saw"):
+        run = tmp_path / "out" / "multi" / f"summarize-{algorithm}-s0"
+        assert json.loads((run / "done.json").read_text())["steps"] == 1, algorithm
