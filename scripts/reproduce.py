@@ -58,7 +58,8 @@ def sh(cmd: list[str], log_file: Path) -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)
-            if not any(noise in line for noise in ("it/s]", "s/it]", "WARNING", "Loading weights")):
+            # the console gets the story, the log file everything (vLLM's config dumps are pages long)
+            if len(line) < 400 and not any(noise in line for noise in ("it/s]", "s/it]", "WARNING", "Loading weights")):
                 sys.stdout.write(line)
         if proc.wait() != 0:
             raise SystemExit(f"stage failed ({proc.returncode}): {' '.join(cmd)}\n  full log: {log_file}")
