@@ -305,6 +305,11 @@ def overhead_table(runs: Sequence[Run], task: str) -> Table | None:
         "Median over each run's steps (first step skipped as warm-up), then mean ± sample std over seeds. "
         "Phases: rollout (generation), rewards, advantages (weighting + estimator), update (policy "
         "optimisation), sync (weights to the rollout engine); step = whole step.",
+        "vs host compares whole steps, so it includes the effect of the method on what is sampled: "
+        "after the first update each method generates different completions, and their lengths drive "
+        "the rollout and update times. On short runs of small batches this noise is larger than SAW's "
+        "own cost, which the advantages column isolates; +Gradient's extra backward passes are also "
+        "counted in advantages.",
         f"Paper ({paper.PAPER_ID}): +SAW adds {lo}-{hi} % per step, +Gradient {glo}-{ghi} %.",
     ]
     return table
