@@ -138,13 +138,15 @@ class RLTrainer:
                                      else specs)
         self.reward_names = [r.name for r in self.rewards]
         self.reward_min = torch.tensor([r.min for r in self.rewards], dtype=torch.float64)
-        self.sampler = PromptSampler(len(self.task.train), int(cfg.seed))
 
         from transformers import AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.max_prompt_length = int(self.t.get("max_prompt_length") or cfg.task.get("max_prompt_length") or 1024)
+        self.task.filter_for_training(self.tokenizer, self.max_prompt_length)
+        self.sampler = PromptSampler(len(self.task.train), int(cfg.seed))
 
         self.n = int(cfg.sampling.n)
         self.shared_prefix = bool(self.t.get("shared_prefix", False))
@@ -171,7 +173,6 @@ class RLTrainer:
             loss_agg_mode=str(self.t.loss_agg_mode), kl_coef=float(self.t.kl_coef),
             kl_estimator=str(self.t.kl_estimator), entropy_coef=float(self.t.entropy_coef))
 
-        self.max_prompt_length = int(self.t.get("max_prompt_length") or cfg.task.get("max_prompt_length") or 1024)
         self.rollout = None
         if self.rank == 0:
             from rollout import build_engine

@@ -35,7 +35,7 @@ RECORD_FIELDS = ("id", "prompt", "ground_truth", "data_source", "extra_info")
 # Keys every task config may carry besides its task-specific ones.
 COMMON_KEYS = frozenset({
     "name", "source", "seed", "rewards", "max_prompt_length", "max_response_length",
-    "max_train_records", "max_eval_records", "validation_size",
+    "max_train_records", "max_eval_records", "validation_size", "filter_overlong_prompts",
 })
 
 
@@ -295,7 +295,29 @@ class Task:
             removed[key] = len(records) - len(kept)
             setattr(self, key, kept)
         if not self.train:
-            raise TaskDataError(f"task {self.name!r}: every training prompt is longer than {limit} tokens")
+            raise TaskDataError(f"task {self.name!r}: every training prompt is longer than {limit} tokens; "
+                                f"raise max_prompt_length or set task.filter_overlong_prompts=false")
+        return removed
+
+    def filter_for_training(self, tokenizer: Any, max_prompt_length: int | None = None) -> dict[str, int]:
+        """Drop train/validation prompts over the limit when the config asks for it (the default).
+
+        Left truncation would cut the start of the prompt, i.e. the system prompt with the tool
+        definitions and the output format, so over-long prompts are removed instead. Test splits
+        are never filtered (evaluation truncates and counts). Returns {split: number removed}.
+        """
+        if not self.config.get("filter_overlong_prompts", True):
+            return {}
+        limit = self.max_prompt_length if max_prompt_length is None else max_prompt_length
+        if limit is None:
+            return {}
+        sizes = {"train": len(self.train), "validation": len(self.validation)}
+        removed = self.drop_overlong_prompts(tokenizer, limit, splits=("train", "validation"))
+        if any(removed.values()):
+            log.info("task %s: dropped %s prompts longer than %d tokens (of %s); "
+                     "task.filter_overlong_prompts=false keeps them, left-truncated",
+                     self.name, "/".join(f"{removed[k]} {k}" for k in sizes), int(limit),
+                     "/".join(str(v) for v in sizes.values()))
         return removed
 
     def __repr__(self) -> str:

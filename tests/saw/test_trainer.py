@@ -21,7 +21,7 @@ def make_cfg(tiny_model_dir, tmp_path, *extra):
         "model=tiny", f"model.path={tiny_model_dir}", "rollout=hf", "logger=none", "task=toolcall",
         "task.max_train_records=16", "task.max_eval_records=4", "++task.validation_size=4",
         "trainer.total_steps=2", "trainer.prompts_per_step=2", "sampling.n=2", "sampling.max_new_tokens=8",
-        "trainer.micro_batch_size=2", "trainer.max_prompt_length=192", "trainer.val_every=2",
+        "trainer.micro_batch_size=2", "trainer.max_prompt_length=192", "task.filter_overlong_prompts=false", "trainer.val_every=2",
         "trainer.val_records=2", "trainer.lr=1e-3", "trainer.gradient_checkpointing=false",
         f"cache_dir={tmp_path}/cache", f"output_root={tmp_path}/out", *extra,
     ]
@@ -141,7 +141,7 @@ def test_two_processes_stay_in_sync(zero_stage, tiny_model_dir, tmp_path):
            "logger=none", "task=summarize", "task.max_train_records=16", "task.max_eval_records=4",
            "task.rewards=[{name: summary_quality}, {name: summary_conciseness, budget_words: 3}]",
            "trainer.total_steps=2", "trainer.prompts_per_step=2", "sampling.n=4", "sampling.max_new_tokens=12",
-           "trainer.micro_batch_size=4", "trainer.max_prompt_length=192", "trainer.val_every=0",
+           "trainer.micro_batch_size=4", "trainer.max_prompt_length=192", "task.filter_overlong_prompts=false", "trainer.val_every=0",
            "trainer.gradient_checkpointing=false", "trainer.torch_threads=1", "trainer.lr=1e-3",
            "trainer.check_sync=true", f"hydra.run.dir={out}", f"cache_dir={tmp_path}/cache", *extra]
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -175,7 +175,8 @@ def test_distributed_world_can_be_recreated_in_one_process(tmp_path):
         "init_distributed(); engine()\n"
         "print('second engine ok')\n")
     env = dict(os.environ, DS_ACCELERATOR="cpu", PYTHONPATH=str(ROOT))
-    env.pop("RANK", None)
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):  # set by in-process tests
+        env.pop(var, None)
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0 and "second engine ok" in proc.stdout, proc.stderr[-3000:]
 
@@ -187,7 +188,7 @@ def test_multirun_with_vllm_runs_every_job(tiny_model_dir, tmp_path):
            "rollout=vllm", "rollout.dtype=float32", "rollout.max_model_len=256", "rollout.cpu_kvcache_gib=1",
            "logger=none", "task=summarize", "task.max_train_records=8", "task.max_eval_records=4",
            "trainer.total_steps=1", "trainer.prompts_per_step=2", "sampling.n=2", "sampling.max_new_tokens=8",
-           "trainer.micro_batch_size=4", "trainer.max_prompt_length=192", "trainer.val_every=0",
+           "trainer.micro_batch_size=4", "trainer.max_prompt_length=192", "task.filter_overlong_prompts=false", "trainer.val_every=0",
            "trainer.gradient_checkpointing=false", "algorithm=grpo,grpo_saw", f"output_root={tmp_path}/out",
            "experiment_name=multi", f"cache_dir={tmp_path}/cache"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)

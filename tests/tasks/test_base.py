@@ -123,6 +123,29 @@ def test_drop_overlong_prompts(tiny_tokenizer):
     assert [r["id"] for r in task.train] == [r["id"] for r, n in zip(recs, lengths) if n <= limit]
 
 
+def test_filter_for_training_drops_train_and_validation_only(tiny_tokenizer):
+    recs = [make_record(i, " ".join(["word"] * (5 * i + 1))) for i in range(8)]
+    lengths = [len(chat_template_ids(tiny_tokenizer, r["prompt"])) for r in recs]
+    limit = sorted(lengths)[3]
+    short = {r["id"] for r, n in zip(recs, lengths) if n <= limit}
+
+    def fresh(**config):
+        return Task(name="unit", train=recs[:5], validation=recs[5:], test=list(recs), reward_specs=["r"],
+                    max_prompt_length=limit, config=config)
+
+    task = fresh()  # filtering is the default
+    removed = task.filter_for_training(tiny_tokenizer)
+    assert removed == {"train": sum(n > limit for n in lengths[:5]), "validation": sum(n > limit for n in lengths[5:])}
+    assert {r["id"] for r in task.train + task.validation} == short
+    assert len(task.test) == len(recs)  # evaluation keeps every test prompt
+    task = fresh(filter_overlong_prompts=False)
+    assert task.filter_for_training(tiny_tokenizer) == {} and len(task.train) == 5 and len(task.validation) == 3
+    task = fresh()
+    assert task.filter_for_training(tiny_tokenizer, max_prompt_length=max(lengths))["train"] == 0
+    with pytest.raises(TaskDataError, match="filter_overlong_prompts=false"):
+        fresh().filter_for_training(tiny_tokenizer, max_prompt_length=min(lengths) - 1)
+
+
 # ----------------------------------------------------------------------------- helpers
 def test_subsample_deterministic_ordered():
     recs = [make_record(i) for i in range(20)]
