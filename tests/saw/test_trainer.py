@@ -16,6 +16,15 @@ from saw.metrics import read_metrics
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def standalone_env(**extra: str) -> dict[str, str]:
+    """Environment for a child process that sets up its own single-process world: without the
+    rank variables that in-process tests leave behind (their MASTER_PORT is still bound here)."""
+    env = dict(os.environ, **extra)
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(var, None)
+    return env
+
+
 def make_cfg(tiny_model_dir, tmp_path, *extra):
     overrides = [
         "model=tiny", f"model.path={tiny_model_dir}", "rollout=hf", "logger=none", "task=toolcall",
@@ -174,9 +183,7 @@ def test_distributed_world_can_be_recreated_in_one_process(tmp_path):
         "dist.destroy_process_group()\n"
         "init_distributed(); engine()\n"
         "print('second engine ok')\n")
-    env = dict(os.environ, DS_ACCELERATOR="cpu", PYTHONPATH=str(ROOT))
-    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):  # set by in-process tests
-        env.pop(var, None)
+    env = standalone_env(DS_ACCELERATOR="cpu", PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0 and "second engine ok" in proc.stdout, proc.stderr[-3000:]
 
@@ -191,7 +198,7 @@ def test_multirun_with_vllm_runs_every_job(tiny_model_dir, tmp_path):
            "trainer.micro_batch_size=4", "trainer.max_prompt_length=192", "task.filter_overlong_prompts=false", "trainer.val_every=0",
            "trainer.gradient_checkpointing=false", "algorithm=grpo,grpo_saw", f"output_root={tmp_path}/out",
            "experiment_name=multi", f"cache_dir={tmp_path}/cache"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT, env=standalone_env())
     assert proc.returncode == 0, proc.stderr[-4000:]
     for algorithm in ("grpo", "grpo_saw"):
         run = tmp_path / "out" / "multi" / f"summarize-{algorithm}-s0"
