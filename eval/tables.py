@@ -335,6 +335,9 @@ def training_table(runs: Sequence[Run], task: str) -> Table | None:
         for r in rs:
             names += [n for n in r.reward_names() if n not in names]
 
+    def at(key: str, last: bool) -> Callable[[Run], float | None]:
+        return lambda r: endpoint(r, key, last)
+
     def change(key: str) -> Callable[[Run], float | None]:
         def read(r: Run) -> float | None:
             first, last = endpoint(r, key, False), endpoint(r, key, True)
@@ -344,8 +347,8 @@ def training_table(runs: Sequence[Run], task: str) -> Table | None:
     columns: list[Column] = []
     for name in names:
         key = f"reward/{name}/mean"
-        columns += [Column(f"{name}_first", f"{name} first", (lambda k: lambda r: endpoint(r, k, False))(key), 1.0, 3),
-                    Column(f"{name}_last", f"{name} last", (lambda k: lambda r: endpoint(r, k, True))(key), 1.0, 3),
+        columns += [Column(f"{name}_first", f"{name} first", at(key, False), 1.0, 3),
+                    Column(f"{name}_last", f"{name} last", at(key, True), 1.0, 3),
                     Column(f"{name}_change", f"{name} change", change(key), 1.0, 3)]
     columns.append(Column("steps", "Steps", lambda r: float(len(r.series("time/step")[0])) or None, 1.0, 0))
     notes = ["Batch mean of each training reward (the rollout samples of that step, temperature as "

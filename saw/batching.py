@@ -104,14 +104,17 @@ def response_logprobs(model, batch: TokenBatch, *, temperature: float = 1.0, wit
     return token_logp, entropy
 
 
-def _left_pad(seqs: list[list[int]], pad_id: int) -> tuple[Tensor, Tensor]:
+def _pad(seqs: list[list[int]], pad_id: int, left: bool) -> tuple[Tensor, Tensor]:
+    """(ids Tensor[B, W], mask Tensor[B, W]) with W the longest length (at least 1), padded on the
+    left (prompts) or on the right (completions)."""
     width = max(max((len(s) for s in seqs), default=0), 1)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     for i, s in enumerate(seqs):
         if s:
-            ids[i, width - len(s):] = torch.as_tensor(s, dtype=torch.long)
-            mask[i, width - len(s):] = 1
+            cols = slice(width - len(s), width) if left else slice(0, len(s))
+            ids[i, cols] = torch.as_tensor(s, dtype=torch.long)
+            mask[i, cols] = 1
     return ids, mask
 
 
@@ -133,16 +136,10 @@ def shared_prefix_logprobs(model, prompt_ids: list[list[int]], completion_ids: l
     if len(completion_ids) != len(prompt_ids) * n:
         raise ValueError(f"{len(completion_ids)} completions for {len(prompt_ids)} prompts x n={n}")
     device = next(model.parameters()).device
-    p_ids, p_mask = _left_pad(prompt_ids, pad_id)
+    p_ids, p_mask = _pad(prompt_ids, pad_id, left=True)
     p_pos = (p_mask.cumsum(1) - 1).clamp(min=0)
-    t = max(max((len(c) for c in completion_ids), default=0), 1)
-    b = len(completion_ids)
-    c_ids = torch.full((b, t), pad_id, dtype=torch.long)
-    c_mask = torch.zeros((b, t), dtype=torch.long)
-    for i, c in enumerate(completion_ids):
-        if c:
-            c_ids[i, : len(c)] = torch.as_tensor(c, dtype=torch.long)
-            c_mask[i, : len(c)] = 1
+    c_ids, c_mask = _pad(completion_ids, pad_id, left=False)
+    t = c_ids.shape[1]
     prompt_len = p_mask.sum(1).repeat_interleave(n)  # [B] real prompt tokens per row
     c_pos = prompt_len.unsqueeze(1) + torch.arange(t).unsqueeze(0)
     attn = torch.cat([p_mask.repeat_interleave(n, dim=0), c_mask], dim=1)

@@ -27,9 +27,9 @@ from saw.policy import autocast_dtype, build_policy, named_weights_for_sync
 log = logging.getLogger(__name__)
 
 
-def sft_cache_key(model_path: str, task_cfg: Any, sft_cfg: Any, prompt_limit: int | None = None) -> str:
+def sft_cache_key(model_path: str, task_cfg: Any, sft_cfg: Any, max_prompt_length: int | None = None) -> str:
     """Hash of everything the warm start depends on: model, task config, SFT config, prompt limit."""
-    payload = {"model": str(model_path), "prompt_limit": prompt_limit,
+    payload = {"model": str(model_path), "prompt_limit": max_prompt_length,
                "task": OmegaConf.to_container(task_cfg, resolve=True) if OmegaConf.is_config(task_cfg) else task_cfg,
                "sft": OmegaConf.to_container(sft_cfg, resolve=True) if OmegaConf.is_config(sft_cfg) else sft_cfg}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -57,11 +57,11 @@ def run_sft(cfg: Any, model_path: str) -> Path:
     from transformers import AutoTokenizer
 
     from saw.tasks import build_task
-    from saw.trainer import PromptSampler, seed_everything
+    from saw.trainer import PromptSampler, prompt_limit, seed_everything
 
     s = cfg.sft
-    prompt_limit = cfg.trainer.get("max_prompt_length") or cfg.task.get("max_prompt_length")
-    key = sft_cache_key(model_path, cfg.task, s, prompt_limit)
+    limit = prompt_limit(cfg)
+    key = sft_cache_key(model_path, cfg.task, s, limit)
     out = Path(cfg.cache_dir) / "sft" / f"{Path(str(model_path)).name}-{cfg.task.name}-{key}"
     if (out / "config.json").exists():
         log.info("SFT warm start found in cache: %s", out)
@@ -73,7 +73,7 @@ def run_sft(cfg: Any, model_path: str) -> Path:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     # the same prompts as the RL stage (over-long ones dropped, see Task.filter_for_training)
-    task.filter_for_training(tokenizer, prompt_limit)
+    task.filter_for_training(tokenizer, limit)
     bs, micro = int(s.batch_size), int(s.micro_batch_size)
     if bs % (micro * world):
         raise ValueError(f"sft.batch_size={bs} must be a multiple of sft.micro_batch_size * world size = {micro * world}")

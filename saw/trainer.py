@@ -19,7 +19,6 @@ and the extra no-grad pass is skipped: the ratio is exactly 1, as in verl's on-p
 from __future__ import annotations
 
 import logging
-import math
 import os
 import random
 import time
@@ -111,6 +110,11 @@ class StepData:
     rollout_tokens: int
 
 
+def prompt_limit(cfg: DictConfig) -> int:
+    """The prompt budget in tokens: ``trainer.max_prompt_length``, else the task's, else 1024."""
+    return int(cfg.trainer.get("max_prompt_length") or cfg.task.get("max_prompt_length") or 1024)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -144,7 +148,7 @@ class RLTrainer:
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.max_prompt_length = int(self.t.get("max_prompt_length") or cfg.task.get("max_prompt_length") or 1024)
+        self.max_prompt_length = prompt_limit(cfg)
         self.task.filter_for_training(self.tokenizer, self.max_prompt_length)
         self.sampler = PromptSampler(len(self.task.train), int(cfg.seed))
 

@@ -262,13 +262,11 @@ def ours_worker(conn, spec: dict[str, Any]) -> None:
         torch.set_num_threads(spec["threads"])
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="bench-ours-") as out:
-            from saw.trainer import PromptSampler, RLTrainer
+            from saw.trainer import RLTrainer
 
             cfg = compose_ours(spec, out)
+            # drops over-long prompts itself (task.filter_overlong_prompts), as the TRL side below
             trainer = RLTrainer(cfg, Path(out) / "run", spec["model_path"])
-            # the same prompt stream as the TRL side: overlong prompts dropped, not cut
-            trainer.task.drop_overlong_prompts(trainer.tokenizer, spec["max_prompt_length"])
-            trainer.sampler = PromptSampler(len(trainer.task.train), int(cfg.seed))
             conn.send(("ready", {"startup_s": time.perf_counter() - t0, "peak_rss_mib": peak_rss_mib()}))
             try:
                 while conn.recv() == "step":
@@ -312,7 +310,7 @@ def trl_worker(conn, spec: dict[str, Any]) -> None:
             if tokenizer.pad_token_id is None:
                 tokenizer.pad_token = tokenizer.eos_token
             task = build_task(cfg.task)
-            task.drop_overlong_prompts(tokenizer, spec["max_prompt_length"])
+            task.filter_for_training(tokenizer, spec["max_prompt_length"])  # the same prompts as RLTrainer
             specs = task.reward_specs
             if OmegaConf.is_config(specs):
                 specs = OmegaConf.to_container(specs, resolve=True)

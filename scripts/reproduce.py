@@ -1,7 +1,7 @@
 """The whole pipeline in one command (``make reproduce``): model, SFT warm start, training grid,
 evaluation, tables.
 
-    python scripts/reproduce.py                       # smoke profile (CPU, ~1 hour on 2 cores)
+    python scripts/reproduce.py                       # smoke profile (CPU, ~30 min on 2 cores)
     python scripts/reproduce.py --profile long        # more steps and seeds (CPU, hours)
     python scripts/reproduce.py --profile paper       # Qwen2.5 paper configs (GPUs; see README)
     python scripts/reproduce.py --tasks summarize --seeds 0 1 --algorithms grpo grpo_saw

@@ -23,7 +23,6 @@ The prompt is a system message (``system_prompt``, optional) and a user message 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path

@@ -55,7 +55,6 @@ longer instructions). Prompt length sets the step cost on CPU, hence the compact
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 from pathlib import Path
