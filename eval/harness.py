@@ -12,7 +12,7 @@ What is evaluated (:func:`resolve_target`):
    this is case 1 for that run (its config, eval.json into ``<run>``); otherwise the composed
    config is used and eval.json goes into
    ``${output_root}/${experiment_name}/${task.name}-<model folder name>-s${seed}``.
-3. neither: the base model of ``model`` (``saw.models.prepare_model``), labelled algorithm
+3. neither: the base model of ``model`` (``saw.models.prepare.prepare_model``), labelled algorithm
    ``base``; eval.json and a config.yaml (algorithm.name = base) go into
    ``${output_root}/${experiment_name}/${task.name}-base-s${seed}``, a run directory that
    scripts/make_tables.py reads like the others.
@@ -301,7 +301,7 @@ def json_safe(value: Any) -> Any:
 
 def write_eval_json(path: str | Path, payload: Mapping[str, Any]) -> Path:
     """Write ``payload`` as strict JSON (NaN -> null) atomically (temporary file + rename)."""
-    from saw.checkpoint import atomic_write_text
+    from saw.rl.checkpoint import atomic_write_text
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -329,7 +329,7 @@ def run_evaluation(cfg: DictConfig, engine=None) -> tuple[dict[str, Any], Path]:
     kind = _task_kind(run_cfg)
     model_path = target.model_path
     if model_path is None:
-        from saw.models import prepare_model
+        from saw.models.prepare import prepare_model
 
         model_path = str(prepare_model(run_cfg.model))
     own_engine = engine is None
@@ -351,7 +351,7 @@ def run_evaluation(cfg: DictConfig, engine=None) -> tuple[dict[str, Any], Path]:
     payload.update(result)
     target.out_dir.mkdir(parents=True, exist_ok=True)
     if target.write_config and not (target.out_dir / "config.yaml").exists():
-        from saw.checkpoint import atomic_write_text
+        from saw.rl.checkpoint import atomic_write_text
 
         saved = OmegaConf.to_container(run_cfg, resolve=True)
         saved["algorithm"] = {"name": target.algorithm}

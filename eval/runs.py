@@ -2,7 +2,7 @@
 
 A run directory (scripts/train.py) holds ``config.yaml`` (the resolved Hydra config: task.name,
 algorithm.name, seed, experiment_name, ...), ``metrics.jsonl`` (one JSON object per step, see
-saw/metrics.py) and, once evaluated (scripts/evaluate.py), ``eval.json``. A base-model evaluation
+saw/rl/metrics.py) and, once evaluated (scripts/evaluate.py), ``eval.json``. A base-model evaluation
 is a run directory whose algorithm is ``base`` (config.yaml and eval.json, no metrics).
 """
 
@@ -119,7 +119,7 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def _read_metrics(path: Path) -> list[dict[str, Any]]:
-    from saw.metrics import read_metrics
+    from saw.rl.metrics import read_metrics
 
     return read_metrics(path)
 

@@ -11,7 +11,7 @@ import logging
 import math
 from typing import Any, Sequence
 
-from saw.registry import Registry
+from saw.core.registry import Registry
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from saw.registry import Registry
+from saw.core.registry import Registry
 
 from .base import RolloutBatch, RolloutEngine, RolloutSample, SamplingConfig
 

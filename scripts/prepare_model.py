@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(REPO))
-    from saw.models import prepare_model
+    from saw.models.prepare import prepare_model
 
     cfg = load_model_config(args.model)
     if args.path:

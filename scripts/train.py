@@ -25,7 +25,7 @@ from omegaconf import DictConfig  # noqa: E402
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
-    from saw.run import run_training
+    from saw.rl.job import run_training
 
     run_training(cfg, Path(HydraConfig.get().runtime.output_dir))
 

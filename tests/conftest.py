@@ -16,6 +16,6 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """Path to a tiny random Llama model + tokenizer (built in seconds, shared by the session)."""
-    from saw.testing import build_tiny_model
+    from saw.models.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Hashable
 
-from saw.registry import Registry
+from saw.core.registry import Registry
 
 log = logging.getLogger(__name__)
 

@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from saw.tasks import build_task
 
     if args.model is None:
-        from saw.models import default_model_path, prepare_model
+        from saw.models.prepare import default_model_path, prepare_model
 
         model_path = prepare_model({"source": "embedded_smollm2", "path": str(default_model_path("embedded_smollm2"))})
     else:

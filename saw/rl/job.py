@@ -19,10 +19,10 @@ log = logging.getLogger(__name__)
 
 def run_training(cfg: DictConfig, run_dir: Path) -> dict:
     """The whole job for one config: prepare model, optional SFT, RL, final policy."""
-    from saw import distributed as dist_utils
-    from saw.checkpoint import atomic_write_text
-    from saw.config import validate_config
-    from saw.models import prepare_model
+    from saw.rl import distributed as dist_utils
+    from saw.rl.checkpoint import atomic_write_text
+    from saw.rl.validation import validate_config
+    from saw.models.prepare import prepare_model
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     validate_config(cfg, world_size=world)
@@ -38,11 +38,11 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
     model_path = str(prepare_model(cfg.model))
     base_model = model_path
     if cfg.sft.get("enabled", False):
-        from saw.sft import run_sft
+        from saw.rl.sft import run_sft
 
         model_path = str(run_sft(cfg, model_path))
-    from saw.sft import save_hf_model
-    from saw.trainer import RLTrainer
+    from saw.rl.sft import save_hf_model
+    from saw.rl.trainer import RLTrainer
 
     trainer = RLTrainer(cfg, run_dir, model_path)
     try:

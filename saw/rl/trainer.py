@@ -30,15 +30,15 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from saw import distributed as dist_utils
-from saw.advantages import compute_advantages
-from saw.weighting import WEIGHTINGS
-from saw.batching import build_token_batch, response_logprobs, shared_prefix_logprobs
-from saw.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from saw.metrics import MetricsWriter, reward_stats, tensor_stats
-from saw.policy import autocast_dtype, build_policy, current_grad_norm, grad_norm, named_weights_for_sync
-from saw.policy_loss import PolicyLossConfig, policy_loss
-from saw.tracking import Tracker
+from saw.rl import distributed as dist_utils
+from saw.algo.advantages import compute_advantages
+from saw.algo.weighting import WEIGHTINGS
+from saw.rl.logprobs import build_token_batch, response_logprobs, shared_prefix_logprobs
+from saw.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from saw.rl.metrics import MetricsWriter, reward_stats, tensor_stats
+from saw.rl.engine import autocast_dtype, build_policy, current_grad_norm, grad_norm, named_weights_for_sync
+from saw.algo.policy_loss import PolicyLossConfig, policy_loss
+from saw.rl.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ class RLTrainer:
         self.autocast = autocast_dtype(self.t.precision)
         self.ref_model = None
         if float(self.t.kl_coef) > 0 and self.t.get("use_reference", True):
-            from saw.policy import load_causal_lm
+            from saw.rl.engine import load_causal_lm
 
             self.ref_model = load_causal_lm(self.model_path, precision=self.t.precision).eval()
             for p in self.ref_model.parameters():
@@ -322,9 +322,9 @@ class RLTrainer:
         return float(sum(len(rows) for rows in units))
 
     def _gradient_weighting_step(self, data: StepData) -> None:
-        """Lu et al.'s mirror-descent update of the reward weights (saw/gradient_weighting.py)."""
-        from saw.advantages import group_index_of, group_normalise
-        from saw.gradient_weighting import influence_from_grads, mirror_descent_step, per_objective_gradients
+        """Lu et al.'s mirror-descent update of the reward weights (saw/algo/gradient.py)."""
+        from saw.algo.advantages import group_index_of, group_normalise
+        from saw.algo.gradient import influence_from_grads, mirror_descent_step, per_objective_gradients
 
         gcfg = self.cfg.algorithm.get("gradient") or {}
         index, g = group_index_of(data.group_ids)

@@ -28,7 +28,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from saw.registry import Registry
+from saw.core.registry import Registry
 
 WEIGHTINGS: Registry = Registry("weighting")
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from saw.config import ConfigError, validate_config
-from saw.metrics import read_metrics
+from saw.rl.validation import ConfigError, validate_config
+from saw.rl.metrics import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +40,7 @@ def make_cfg(tiny_model_dir, tmp_path, *extra):
 
 @pytest.mark.parametrize("algorithm", ["grpo", "gdpo", "grpo_saw", "gdpo_saw", "grpo_nostd", "grpo_gradient"])
 def test_two_steps_per_algorithm(algorithm, tiny_model_dir, tmp_path):
-    from saw.run import run_training
+    from saw.rl.job import run_training
 
     cfg = make_cfg(tiny_model_dir, tmp_path, f"algorithm={algorithm}")
     run_dir = tmp_path / "run"
@@ -74,7 +74,7 @@ def test_shared_prefix_forward_gives_the_same_training(tiny_model_dir, tmp_path)
     """The shared-prefix update is exact: same rewards, losses and gradients as padded sequences,
     also with two PPO epochs (old logprobs recomputed). One mini-batch: the two layouts shuffle
     samples differently, so with several mini-batches their optimizer steps would see other samples."""
-    from saw.run import run_training
+    from saw.rl.job import run_training
 
     common = ["algorithm=grpo_saw", "task=summarize", "sampling.n=4", "sampling.max_new_tokens=12",
               "trainer.ppo_epochs=2", "trainer.mini_batches=1", "trainer.micro_batch_size=4",
@@ -92,7 +92,7 @@ def test_shared_prefix_forward_gives_the_same_training(tiny_model_dir, tmp_path)
 
 
 def test_resume_reproduces_uninterrupted_run(tiny_model_dir, tmp_path):
-    from saw.run import run_training
+    from saw.rl.job import run_training
 
     # a 3-word budget makes the tiny random model's word counts matter: rewards vary within groups
     common = ["algorithm=gdpo_saw", "task=summarize", "trainer.total_steps=4", "sampling.max_new_tokens=12", "sampling.n=4",
@@ -127,7 +127,7 @@ def test_bad_configs_fail_before_loading(tiny_model_dir, tmp_path):
     cfg = make_cfg(tiny_model_dir, tmp_path, "algorithm.weights=[1,2,3]")
     with pytest.raises(ConfigError, match="3 entries"):
         validate_config(cfg)
-    from saw.run import run_training
+    from saw.rl.job import run_training
 
     cfg = make_cfg(tiny_model_dir, tmp_path, "model.path=/nonexistent/model", "model.source=hf")
     with pytest.raises(ConfigError, match="/nonexistent/model does not exist"):
@@ -174,7 +174,7 @@ def test_distributed_world_can_be_recreated_in_one_process(tmp_path):
     script = tmp_path / "recreate.py"
     script.write_text(
         "import torch, torch.distributed as dist, deepspeed\n"
-        "from saw.distributed import init_distributed\n"
+        "from saw.rl.distributed import init_distributed\n"
         "def engine():\n"
         "    m = torch.nn.Linear(4, 4)\n"
         "    cfg = {'train_micro_batch_size_per_gpu': 1}\n"

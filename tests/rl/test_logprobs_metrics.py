@@ -6,11 +6,11 @@ import math
 import pytest
 import torch
 
-from saw.batching import build_token_batch, response_logprobs
-from saw.checkpoint import atomic_write_text, latest_checkpoint, list_checkpoints
-from saw.metrics import MetricsWriter, read_metrics, reward_stats
-from saw.policy import lr_lambda
-from saw.trainer import PromptSampler
+from saw.rl.logprobs import build_token_batch, response_logprobs
+from saw.rl.checkpoint import atomic_write_text, latest_checkpoint, list_checkpoints
+from saw.rl.metrics import MetricsWriter, read_metrics, reward_stats
+from saw.rl.engine import lr_lambda
+from saw.rl.trainer import PromptSampler
 
 
 def test_token_batch_layout():

@@ -1,7 +1,7 @@
 """Rollout throughput of the vLLM and transformers engines on the embedded SmolLM2-135M-Instruct.
 
-    python scripts/bench_rollout.py                      # both engines, both shapes
-    python scripts/bench_rollout.py --engines vllm --repeats 3 --threads 2
+    python scripts/bench/rollout.py                      # both engines, both shapes
+    python scripts/bench/rollout.py --engines vllm --repeats 3 --threads 2
 
 Shapes: ``chat`` = 16 short chat prompts x 1 sample x 128 new tokens; ``train`` = the embedded
 training batch, 8 prompts (~360 tokens) x 4 samples x 128 new tokens. Sampling at temperature 1
@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 SENTENCES = [
     "We study multi-reward reinforcement learning for language models, where several reward signals are mixed.",
@@ -67,10 +67,10 @@ def summary_prompts(engine, count: int, target_tokens: int = 360, seed: int = 0)
 
 
 def model_folder(path: str | None) -> Path:
-    """``path``, or the embedded SmolLM2 prepared by ``saw.models`` (built once, then cached)."""
+    """``path``, or the embedded SmolLM2 prepared by ``saw.models.prepare`` (built once, then cached)."""
     if path:
         return Path(path)
-    from saw.models import build_smollm2_from_gguf, default_model_path
+    from saw.models.prepare import build_smollm2_from_gguf, default_model_path
 
     return build_smollm2_from_gguf(default_model_path("embedded_smollm2"))
 

@@ -1,6 +1,6 @@
 """Throughput of every reward at a training step's batch size (default 512 prompts x 4 rollouts).
 
-    python scripts/bench_rewards.py [--prompts 512] [--rollouts 4] [--steps 4] [--no-judge]
+    python scripts/bench/rewards.py [--prompts 512] [--rollouts 4] [--steps 4] [--no-judge]
 
 Data are synthetic and deterministic (seeded): ToolRL-format ground truths with 1-3 calls and
 completions that are exact, partly right, badly formatted or garbage; ~40-word reference
@@ -26,7 +26,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from rewards import build_reward  # noqa: E402
 

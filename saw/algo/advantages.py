@@ -26,8 +26,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from saw.registry import Registry
-from saw.weighting import WEIGHTINGS, _as_vector
+from saw.core.registry import Registry
+from saw.algo.weighting import WEIGHTINGS, _as_vector
 
 ESTIMATORS: Registry = Registry("advantage estimator")
 

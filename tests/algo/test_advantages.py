@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from saw.advantages import compute_advantages, group_normalise, whiten_advantages
-from saw.weighting import saw_weights
+from saw.algo.advantages import compute_advantages, group_normalise, whiten_advantages
+from saw.algo.weighting import saw_weights
 
 
 # ---------------------------------------------------------------- plain-loop reference

@@ -1,13 +1,13 @@
 """Step time of this repo's trainer against TRL's GRPOTrainer, on the same machine in the same run.
 
-    python scripts/bench_step.py                           # the defaults (SmolLM2; ~8 min on 2 idle cores)
-    python scripts/bench_step.py --steps 5 --no-scaling
-    python scripts/bench_step.py --model PATH --prompts 2 --n 2 --max-new-tokens 8 --steps 1 --no-scaling
+    python scripts/bench/step.py                           # the defaults (SmolLM2; ~8 min on 2 idle cores)
+    python scripts/bench/step.py --steps 5 --no-scaling
+    python scripts/bench/step.py --model PATH --prompts 2 --n 2 --max-new-tokens 8 --steps 1 --no-scaling
 
 TRL is a benchmark-only dependency: ``pip install --no-deps -r requirements/bench.txt`` (``make bench``).
 
 Both sides get the same model (default: the embedded SmolLM2-135M-Instruct prepared by
-``saw.models.prepare_model``), the same prompts in the same order (the embedded ACLSum summarisation
+``saw.models.prepare.prepare_model``), the same prompts in the same order (the embedded ACLSum summarisation
 task, in the order of our trainer's prompt sampler), the same prompts x completions per optimizer
 step, the same max new tokens and the same rewards (our ``summary_quality`` and
 ``summary_conciseness`` objects, wrapped as TRL reward functions by :func:`trl_reward_function`).
@@ -68,7 +68,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 SIDES = ("ours", "trl")
@@ -167,7 +167,7 @@ def compose_ours(spec: dict[str, Any], out_dir: str):
 
 def step_layout(spec: dict[str, Any]) -> tuple[int, int]:
     """(sequences per micro-batch, micro-batches per step) of our trainer, on one rank."""
-    from saw.trainer import micro_layout
+    from saw.rl.trainer import micro_layout
 
     micro_batches, per_micro = micro_layout(spec["prompts"], spec["n"], 1, 1, spec["micro_batch_size"],
                                             shared_prefix=True)
@@ -262,7 +262,7 @@ def ours_worker(conn, spec: dict[str, Any]) -> None:
         torch.set_num_threads(spec["threads"])
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="bench-ours-") as out:
-            from saw.trainer import RLTrainer
+            from saw.rl.trainer import RLTrainer
 
             cfg = compose_ours(spec, out)
             # drops over-long prompts itself (task.filter_overlong_prompts), as the TRL side below
@@ -300,7 +300,7 @@ def trl_worker(conn, spec: dict[str, Any]) -> None:
 
         from rewards import build_rewards
         from saw.tasks import build_task
-        from saw.trainer import PromptSampler
+        from saw.rl.trainer import PromptSampler
 
         with tempfile.TemporaryDirectory(prefix="bench-trl-") as out:
             cfg = compose_ours(spec, out)
@@ -576,7 +576,7 @@ def run(args: argparse.Namespace, model_path: str, start_worker: Callable[[str, 
 def default_model_path() -> str:
     from omegaconf import OmegaConf
 
-    from saw.models import prepare_model
+    from saw.models.prepare import prepare_model
 
     cfg = OmegaConf.load(ROOT / "conf" / "model" / "smollm2-135m.yaml")
     return str(prepare_model(cfg))

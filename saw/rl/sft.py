@@ -19,10 +19,10 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
-from saw import distributed as dist_utils
-from saw.batching import build_token_batch, response_logprobs
-from saw.metrics import MetricsWriter
-from saw.policy import autocast_dtype, build_policy, named_weights_for_sync
+from saw.rl import distributed as dist_utils
+from saw.rl.logprobs import build_token_batch, response_logprobs
+from saw.rl.metrics import MetricsWriter
+from saw.rl.engine import autocast_dtype, build_policy, named_weights_for_sync
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def run_sft(cfg: Any, model_path: str) -> Path:
     from transformers import AutoTokenizer
 
     from saw.tasks import build_task
-    from saw.trainer import PromptSampler, prompt_limit, seed_everything
+    from saw.rl.trainer import PromptSampler, prompt_limit, seed_everything
 
     s = cfg.sft
     limit = prompt_limit(cfg)

@@ -2,10 +2,10 @@
 
 import torch
 
-from saw.advantages import compute_advantages
-from saw.batching import build_token_batch, response_logprobs
-from saw.gradient_weighting import (influence_from_grads, mirror_descent_step, per_objective_gradients)
-from saw.policy_loss import PolicyLossConfig, policy_loss
+from saw.algo.advantages import compute_advantages
+from saw.rl.logprobs import build_token_batch, response_logprobs
+from saw.algo.gradient import (influence_from_grads, mirror_descent_step, per_objective_gradients)
+from saw.algo.policy_loss import PolicyLossConfig, policy_loss
 
 
 def _setup(tiny_model_dir):

@@ -23,8 +23,8 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from saw.advantages import group_index_of, group_normalise
-from saw.weighting import masked_column_stats
+from saw.algo.advantages import group_index_of, group_normalise
+from saw.algo.weighting import masked_column_stats
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from saw.policy_loss import (PolicyLossConfig, aggregate_loss, entropy_from_logits, kl_in_reward,
+from saw.algo.policy_loss import (PolicyLossConfig, aggregate_loss, entropy_from_logits, kl_in_reward,
                              kl_penalty, policy_loss)
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from saw.policy_loss import entropy_from_logits
+from saw.algo.policy_loss import entropy_from_logits
 
 
 @dataclass

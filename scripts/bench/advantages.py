@@ -1,6 +1,6 @@
 """Time every estimator x weighting (and SAW weighting alone) on synthetic reward batches.
 
-    python scripts/bench_advantages.py [--repeats 50]
+    python scripts/bench/advantages.py [--repeats 50]
 
 Prints median milliseconds per call at N = 2048, K = 2 (groups of 4) and N = 32768, K = 4
 (groups of 8), float32 rewards in [-3, 3] with some flat groups.
@@ -14,12 +14,12 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import torch  # noqa: E402
 
-from saw.advantages import compute_advantages  # noqa: E402
-from saw.weighting import saw_weights  # noqa: E402
+from saw.algo.advantages import compute_advantages  # noqa: E402
+from saw.algo.weighting import saw_weights  # noqa: E402
 
 
 def timed(fn, repeats: int) -> float:

@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 import torch
 from torch import Tensor
 
-from saw.weighting import WEIGHTINGS, coefficient_of_variation
+from saw.algo.weighting import WEIGHTINGS, coefficient_of_variation
 
 
 @WEIGHTINGS.register("gradient", normalized=True, stateful=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from saw.policy import PRECISIONS, SCHEDULES
-from saw.policy_loss import AGG_MODES, KL_ESTIMATORS
+from saw.rl.engine import PRECISIONS, SCHEDULES
+from saw.algo.policy_loss import AGG_MODES, KL_ESTIMATORS
 
 
 class ConfigError(ValueError):
@@ -26,7 +26,7 @@ def _choice(value: Any, valid, key: str) -> None:
 def validate_config(cfg: Any, world_size: int = 1) -> None:
     """Raise ConfigError for a config the trainer cannot run."""
     from rollout import ENGINES
-    from saw.advantages import WHITEN_MODES, resolve_algorithm
+    from saw.algo.advantages import WHITEN_MODES, resolve_algorithm
 
     a, t, s = cfg.algorithm, cfg.trainer, cfg.sampling
     try:
@@ -51,7 +51,7 @@ def validate_config(cfg: Any, world_size: int = 1) -> None:
         raise ConfigError(f"sampling.n must be >= 1, got {s.n}")
     if float(s.temperature) < 0:
         raise ConfigError(f"sampling.temperature must be >= 0, got {s.temperature}")
-    from saw.trainer import micro_layout
+    from saw.rl.trainer import micro_layout
 
     try:
         micro_layout(int(t.prompts_per_step), int(s.n), world_size, int(t.mini_batches), int(t.micro_batch_size),

@@ -7,7 +7,7 @@
   copied into a plain model without a quantisation config, cast to ``model_cfg["dtype"]``
   (bf16 by default) and saved, with the tokenizer and its chat template, as a normal model
   folder at ``model_cfg["path"]``. Done once: later calls return at once.
-- ``tiny``: a tiny random Llama model for tests (``saw.testing.build_tiny_model``).
+- ``tiny``: a tiny random Llama model for tests (``saw.models.tiny.build_tiny_model``).
 - ``hf``: a hub id or local folder, returned as is (nothing is downloaded here).
 
 Writes are atomic: the folder is built under a temporary name next to its destination and
@@ -196,7 +196,7 @@ def prepare_model(model_cfg: Any) -> Path | str:
         return local if local.is_dir() else str(path)
     out = Path(str(path)).expanduser() if path else default_model_path(source)
     if source == "tiny":
-        from saw.testing import build_tiny_model
+        from saw.models.tiny import build_tiny_model
 
         return build_tiny_model(out)
     return build_smollm2_from_gguf(out, dtype=cfg.get("dtype") or "bfloat16", gguf_path=cfg.get("gguf_file"))

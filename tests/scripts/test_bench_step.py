@@ -1,4 +1,4 @@
-"""scripts/bench_step.py without models: arguments, TRL settings, the reward wrapper, and the
+"""scripts/bench/step.py without models: arguments, TRL settings, the reward wrapper, and the
 orchestration and tables driven by fake workers with hand-set timings."""
 
 import importlib.util
@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_step_under_test", ROOT / "scripts" / "bench_step.py")
+    spec = importlib.util.spec_from_file_location("bench_step_under_test", ROOT / "scripts" / "bench" / "step.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)

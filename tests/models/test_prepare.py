@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from saw import models
-from saw.models import MARKER, find_smollm2_gguf, is_prepared, prepare_model
+from saw.models import prepare as models
+from saw.models.prepare import MARKER, find_smollm2_gguf, is_prepared, prepare_model
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
