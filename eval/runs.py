@@ -119,7 +119,7 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def _read_metrics(path: Path) -> list[dict[str, Any]]:
-    from saw.rl.metrics import read_metrics
+    from saw.core.io import read_metrics
 
     return read_metrics(path)
 

@@ -2,7 +2,9 @@
 
 A reward subclass implements ``_score_one`` (or ``_score_batch`` for vectorised scoring);
 ``__call__`` wraps it so that every completion gets a float in [min, max] (or NaN for "not
-applicable"), whatever the model wrote. Failures are counted in ``self.failures`` for logging.
+applicable"), whatever the model wrote. Completions the scorer failed on (scored ``min``) are
+counted; the trainer logs the count of each step as ``reward/<name>/failures``
+(:meth:`Reward.take_failures`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ class Reward:
     def __init__(self, **config: Any):
         self.config = config
         self.failures = 0
-        self.calls = 0
 
     # ------------------------------------------------------------------ to implement
     def _score_one(self, completion: str, record: dict) -> float:  # pragma: no cover
@@ -61,7 +62,6 @@ class Reward:
         """Score completions[i] against records[i]; returns len(completions) floats."""
         if len(completions) != len(records):
             raise ValueError(f"{self.name}: {len(completions)} completions but {len(records)} records")
-        self.calls += 1
         try:
             values = self._score_batch(list(completions), list(records))
         except Exception as exc:
@@ -69,15 +69,19 @@ class Reward:
             values = [self._safe_one(c, r) for c, r in zip(completions, records)]
         return [self.clip(v) for v in values]
 
+    def take_failures(self) -> int:
+        """Failures since the last call (and reset the count): one per completion scored ``min``
+        because the scorer raised or returned a non-number."""
+        count, self.failures = self.failures, 0
+        return count
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, range=[{self.min}, {self.max}])"
 
 
 def build_reward(name: str, **kwargs: Any) -> Reward:
     """Build a registered reward by name (unknown names list the valid ones)."""
-    import rewards  # noqa: F401  (registers the built-in rewards)
-
-    cls = REWARDS.get(name)
+    cls = REWARDS.get(name)  # importing rewards.base ran rewards/__init__, which registers the built-ins
     return cls(**kwargs)
 
 

@@ -114,7 +114,7 @@ class JudgeError(RuntimeError):
         self.retry = retry
 
 
-@REWARDS.register("llm_judge", aliases=("judge",), task="summarization")
+@REWARDS.register("llm_judge", aliases=("judge",))
 class LLMJudgeReward(Reward):
     """0-10 grade of each summary by an LLM behind an OpenAI-compatible chat endpoint.
 

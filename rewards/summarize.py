@@ -130,7 +130,7 @@ class FastRouge:
         self._reference = lru_cache(maxsize=cache_size)(self._build_reference)
         self._lsum = None
         if "rougeLsum" in self.rouge_types:
-            from rouge_score import rouge_scorer
+            from rouge_score import rouge_scorer  # imported on first use (pulls in nltk)
 
             self._lsum = rouge_scorer.RougeScorer(["rougeLsum"], tokenizer=CachedRougeTokenizer(self.use_stemmer))
 
@@ -176,7 +176,7 @@ def validate_rouge_types(rouge_types: Any) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------- rewards
-@REWARDS.register("summary_quality", aliases=("rouge",), task="summarization")
+@REWARDS.register("summary_quality", aliases=("rouge",))
 class SummaryQualityReward(GroundTruthReward):
     """ROUGE of the summary (:func:`summary_text` of the completion) against the reference
     ``record["ground_truth"]``, combined over ROUGE types; range [0, 1].
@@ -225,7 +225,7 @@ def conciseness_score(num_words: int, budget: float) -> float:
     return max(0.0, (2 * budget - num_words) / budget)
 
 
-@REWARDS.register("summary_conciseness", aliases=("conciseness",), task="summarization")
+@REWARDS.register("summary_conciseness", aliases=("conciseness",))
 class SummaryConcisenessReward(GroundTruthReward):
     """Word-budget rule on the summary (:func:`summary_text` of the completion; words are
     whitespace-separated): :func:`conciseness_score`; range [0, 1].

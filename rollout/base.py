@@ -81,10 +81,6 @@ class RolloutBatch:
 class RolloutEngine(abc.ABC):
     """Generates n completions per prompt and accepts new policy weights."""
 
-    def __init__(self) -> None:
-        self.stats = {"generate_seconds": 0.0, "sync_seconds": 0.0, "prompt_tokens": 0,
-                      "completion_tokens": 0, "generate_calls": 0, "syncs": 0}
-
     @abc.abstractmethod
     def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[RolloutSample]:
         ...
@@ -133,20 +129,13 @@ class RolloutEngine(abc.ABC):
         batch = RolloutBatch(samples=samples, n=sampling.n, seconds=dt,
                              prompt_tokens=sum(len(s.prompt_ids) for s in samples),
                              completion_tokens=sum(len(s.completion_ids) for s in samples))
-        self.stats["generate_seconds"] += dt
-        self.stats["generate_calls"] += 1
-        self.stats["prompt_tokens"] += batch.prompt_tokens
-        self.stats["completion_tokens"] += batch.completion_tokens
         return batch
 
     def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> float:
         """Load new policy weights (HF parameter names); used by the next generate. Returns seconds."""
         t0 = time.perf_counter()
         self._update_weights(named_tensors)
-        dt = time.perf_counter() - t0
-        self.stats["sync_seconds"] += dt
-        self.stats["syncs"] += 1
-        return dt
+        return time.perf_counter() - t0
 
     def close(self) -> None:
         """Release engine resources (processes, memory)."""

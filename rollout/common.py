@@ -32,6 +32,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
+from saw.core.config import dtype_name
+
 SEED_STRIDE = 1_000_003
 
 
@@ -133,12 +135,10 @@ def torch_dtype(name: str | None, default: torch.dtype | None = None) -> torch.d
     """``"auto"``/None -> ``"auto"`` (the checkpoint's dtype), else the torch dtype of that name."""
     if name in (None, "auto"):
         return default if default is not None else "auto"
-    aliases = {"fp32": "float32", "float": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16"}
-    key = aliases.get(str(name).lower(), str(name).lower())
-    dtype = getattr(torch, key, None)
-    if not isinstance(dtype, torch.dtype) or key not in ("float32", "bfloat16", "float16"):
-        raise ValueError(f"unsupported rollout dtype {name!r}; use auto, float32, bfloat16 or float16")
-    return dtype
+    try:
+        return getattr(torch, dtype_name(name))
+    except ValueError:
+        raise ValueError(f"unsupported rollout dtype {name!r}; use auto, float32, bfloat16 or float16") from None
 
 
 @contextlib.contextmanager

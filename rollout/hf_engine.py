@@ -121,7 +121,7 @@ class HFEngine(RolloutEngine):
 
     def __init__(self, model_path, settings: HFSettings | dict | None = None):
         super().__init__()
-        from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+        from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig  # heavy: with the engine only
 
         self.settings = settings if isinstance(settings, HFSettings) else settings_from_mapping(HFSettings, settings, "hf")
         s = self.settings
@@ -147,7 +147,7 @@ class HFEngine(RolloutEngine):
 
     @torch.inference_mode()
     def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[RolloutSample]:
-        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList  # heavy: with the engine only
 
         rows = [(group, ids) for group, ids in enumerate(prompt_ids) for _ in range(sampling.n)]
         caps = length_caps([ids for _, ids in rows], sampling.max_new_tokens, self._max_len)

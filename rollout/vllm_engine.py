@@ -95,7 +95,7 @@ def _environment(values: dict[str, str]):
 
 def checkpoint_shapes(model_path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
     """Tensor names and shapes of the model's safetensors files (headers only)."""
-    from safetensors import safe_open
+    from safetensors import safe_open  # with the vLLM engine only
 
     files = sorted(Path(model_path).glob("*.safetensors"))
     if not files:
@@ -117,7 +117,7 @@ class VLLMEngine(RolloutEngine):
         self.settings = s = (settings if isinstance(settings, VLLMSettings)
                              else settings_from_mapping(VLLMSettings, settings, "vllm"))
         self.model_path = str(model_path)
-        from transformers import AutoTokenizer
+        from transformers import AutoTokenizer  # with the vLLM engine only
 
         self._tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         self.eos_ids = eos_token_ids(self._tokenizer, self.model_path)
@@ -136,8 +136,8 @@ class VLLMEngine(RolloutEngine):
             torch.set_num_threads(threads)
         try:
             with _environment(env):
-                from vllm import LLM
-                from vllm.platforms import current_platform
+                from vllm import LLM  # heavy optional: vLLM
+                from vllm.platforms import current_platform  # heavy optional: vLLM
 
                 kwargs: dict[str, Any] = dict(
                     model=self.model_path, dtype=str(torch_dtype(s.dtype)).replace("torch.", ""),
@@ -165,7 +165,7 @@ class VLLMEngine(RolloutEngine):
         self._dtype = self.llm.llm_engine.model_config.dtype
 
     def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[RolloutSample]:
-        from vllm import SamplingParams
+        from vllm import SamplingParams  # heavy optional: vLLM
 
         rows = [(group, ids) for group, ids in enumerate(prompt_ids) for _ in range(sampling.n)]
         caps = length_caps([ids for _, ids in rows], sampling.max_new_tokens, self._max_len)
@@ -197,7 +197,7 @@ class VLLMEngine(RolloutEngine):
 
     def _payloads(self, named_tensors: Iterable[tuple[str, torch.Tensor]]):
         """Validated tensors, cast to the engine dtype, as safetensors payloads of ~sync_bucket_mb."""
-        from safetensors.torch import save
+        from safetensors.torch import save  # with the vLLM engine only
 
         limit = self.settings.sync_bucket_mb * 2**20
         bucket: dict[str, torch.Tensor] = {}
@@ -248,7 +248,7 @@ class VLLMEngine(RolloutEngine):
             llm.llm_engine.engine_core.shutdown()
         del llm
         if self._owns_dist:
-            from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
+            from vllm.distributed.parallel_state import cleanup_dist_env_and_memory  # heavy optional: vLLM
 
             with contextlib.suppress(Exception):
                 cleanup_dist_env_and_memory()

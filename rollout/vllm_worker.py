@@ -28,7 +28,7 @@ class WeightSyncExtension:
 
     def rollout_stage_weights(self, payload: bytes) -> int:
         """Decode one bucket of tensors and keep it until commit. Returns tensors staged so far."""
-        from safetensors.torch import load
+        from safetensors.torch import load  # inside the vLLM worker process
 
         staged = getattr(self, "_rollout_staged", None)
         if staged is None:
@@ -53,11 +53,11 @@ class WeightSyncExtension:
         tied LM head receives no tensor of its own: its weight is updated through the shared
         embedding, while its packed copy keeps the old values. Re-packing fixes that.
         """
-        from vllm.platforms import current_platform
+        from vllm.platforms import current_platform  # inside the vLLM worker process
 
         if not current_platform.is_cpu():
             return
-        from vllm.model_executor.layers.utils import dispatch_cpu_unquantized_gemm
+        from vllm.model_executor.layers.utils import dispatch_cpu_unquantized_gemm  # inside the vLLM worker process
 
         for module in self.model_runner.get_model().modules():
             weight = getattr(module, "weight", None)

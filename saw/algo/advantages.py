@@ -17,6 +17,10 @@ An estimator is a registered function
 
     fn(rewards: Tensor[N, K], coeffs: Tensor[K], group_index: Tensor[N] (0..G-1), num_groups: int,
        *, eps: float, whiten: str, token_counts: Tensor[N] | None) -> (Tensor[N], dict)
+
+whose registry metadata declares what ``compute_advantages`` must know about it:
+``per_reward=True`` (it combines per-reward advantages, so normalised weightings are rescaled by
+K, as GDPO+SAW does) and ``default_whiten`` (its batch whitening when the config says none).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import torch
 from torch import Tensor
 
 from saw.core.registry import Registry
-from saw.algo.weighting import WEIGHTINGS, _as_vector
+from saw.algo.weighting import WEIGHTINGS, Weighting, _as_vector, build_weighting
 
 ESTIMATORS: Registry = Registry("advantage estimator")
 
@@ -127,7 +131,7 @@ def grpo_nostd_advantages(rewards, coeffs, group_index, num_groups, *, eps=1e-6,
     return whiten_advantages(adv, mode=whiten, token_counts=token_counts, eps=eps), {"scalar_reward": total}
 
 
-@ESTIMATORS.register("gdpo", default_whiten="sequence")
+@ESTIMATORS.register("gdpo", per_reward=True, default_whiten="sequence")
 def gdpo_advantages(rewards, coeffs, group_index, num_groups, *, eps=1e-6, whiten="sequence",
                     token_counts=None):
     """GDPO: normalise every reward within its group, sum with the weights, whiten. -> A[N]."""
@@ -153,22 +157,23 @@ def compute_advantages(
     group_ids: Tensor,
     *,
     estimator: str,
-    weighting: str = "static",
+    weighting: str | Weighting = "static",
     weights: Sequence[float] | Tensor | None = None,
     reward_min: Sequence[float] | Tensor | None = None,
     delta: float = 1e-8,
     eps: float = 1e-6,
     whiten: str | None = None,
     token_counts: Tensor | None = None,
-    weighting_state: dict | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Advantages Tensor[N] for rewards Tensor[N, K] and group ids Tensor[N].
 
+    ``weighting`` is a registered name or a :class:`~saw.algo.weighting.Weighting` object (a
+    stateful one, e.g. "+Gradient", is built once by the trainer and passed in every step).
     ``weights`` are the static weights (weighting="static") or the priorities alpha
-    (weighting="saw"); default all ones. ``reward_min`` Tensor[K] is each reward's theoretical
-    minimum (needed by SAW; defaults to the batch minimum for the other weightings' CV report).
-    ``whiten`` defaults to the estimator's own convention ("sequence" for GDPO, "none" else).
-    ``weighting_state`` is passed to stateful weightings (e.g. "gradient": its current weights).
+    (dynamic weightings); default all ones. ``reward_min`` Tensor[K] is each reward's theoretical
+    minimum (required by weightings that declare ``needs_reward_min``, e.g. SAW; defaults to the
+    batch minimum for the other weightings' CV report). ``whiten`` defaults to the estimator's
+    own convention (its ``default_whiten``).
 
     Returns (advantages Tensor[N] in the dtype of ``rewards``, info) where info holds "cv"
     Tensor[K], "weights" Tensor[K] (the coefficients actually applied) and estimator extras.
@@ -182,26 +187,31 @@ def compute_advantages(
         raise ValueError(f"group_ids must be a Tensor[{n}], got shape {tuple(group_ids.shape)}")
     if k == 0:
         raise ValueError("rewards has no columns (K = 0)")
-    est_name, w_name = resolve_algorithm(estimator, weighting)
+    if isinstance(weighting, Weighting):
+        est_name, w_obj = resolve_algorithm(estimator, "static")[0], weighting
+    else:
+        est_name, w_name = resolve_algorithm(estimator, weighting)
+        w_obj = build_weighting(w_name, k)
+    if w_obj.num_rewards != k:
+        raise ValueError(f"weighting {w_obj.name!r} was built for K={w_obj.num_rewards} rewards, the batch has K={k}")
     out_dtype = rewards.dtype if rewards.is_floating_point() else torch.float32
     r = rewards.detach().to(torch.float64)
     device = r.device
     if reward_min is None:
-        if w_name == "saw":
-            raise ValueError("SAW weighting needs reward_min (each reward's theoretical minimum)")
-        finite = torch.nan_to_num(r, nan=float("inf"))
-        reward_min = finite.min(dim=0).values.where(torch.isfinite(finite.min(dim=0).values),
-                                                    torch.zeros(k, dtype=r.dtype, device=device))
+        if w_obj.needs_reward_min:
+            raise ValueError(f"weighting {w_obj.name!r} needs reward_min (each reward's theoretical minimum)")
+        col_min = torch.nan_to_num(r, nan=float("inf")).min(dim=0).values
+        reward_min = torch.where(torch.isfinite(col_min), col_min, torch.zeros_like(col_min))
     rmin = _as_vector(reward_min, k, name="reward_min", dtype=torch.float64, device=device)
     prio = _as_vector(weights, k, name="weights", dtype=torch.float64, device=device, default=1.0)
     if torch.any(~torch.isfinite(prio)):
         raise ValueError(f"weights must be finite, got {prio.tolist()}")
 
     with torch.no_grad():
-        w, info = WEIGHTINGS.get(w_name)(r, reward_min=rmin, priorities=prio, delta=delta,
-                                         **(weighting_state or {}))
-    coeffs = w * k if (est_name == "gdpo" and WEIGHTINGS.meta(w_name).get("normalized")) else w
-    mode = whiten if whiten is not None else ESTIMATORS.meta(est_name).get("default_whiten", "none")
+        w, info = w_obj(r, reward_min=rmin, priorities=prio, delta=delta)
+    est_meta = ESTIMATORS.meta(est_name)
+    coeffs = w * k if (est_meta.get("per_reward") and w_obj.normalized) else w
+    mode = whiten if whiten is not None else est_meta.get("default_whiten", "none")
     if mode not in WHITEN_MODES:
         raise ValueError(f"unknown whiten mode {mode!r}; valid modes: {', '.join(WHITEN_MODES)}")
     tc = token_counts.to(device) if token_counts is not None else None

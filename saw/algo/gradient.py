@@ -7,9 +7,14 @@ mirror-descent (exponentiated-gradient) step on the simplex::
 
     w <- softmax(log w + eta * s / lambda)        eta: the current lr (or a fixed value), lambda: config
 
-The rewards are then scalarised with w for the real update (``weighting="gradient"``, a
-normalised weighting, so the GDPO host applies K * w like SAW). The weights are state: they are
-saved in checkpoints and logged as ``reward/<name>/weight``.
+Options (``algorithm.gradient`` in the config): ``lam`` (lambda), ``eta`` (None = the current
+learning rate), ``clip_norm`` (each g_k is scaled to at most this norm before the inner products;
+None = no clipping), ``layer_span`` (fractions [lo, hi) of the decoder depth whose parameters
+enter g_k; None = all parameters).
+
+The rewards are then scalarised with w for the real update (a normalised weighting, so the GDPO
+host applies K * w like SAW). The weights are state: the trainer saves them in checkpoints and
+logs them as ``reward/<name>/weight``, the influences as ``reward/<name>/influence``.
 
 Cost: one forward and K backward passes over the step's samples (the forward is shared by the K
 objectives through ``retain_graph``), plus K flattened float32 gradient vectors (an all-reduce of
@@ -18,24 +23,75 @@ them across data-parallel ranks). Supported with ZeRO stages 0-2 (parameters who
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import Tensor
 
-from saw.algo.weighting import WEIGHTINGS, coefficient_of_variation
+from saw.algo.advantages import group_index_of, group_normalise
+from saw.algo.weighting import WEIGHTINGS, Weighting, WeightingProbe, coefficient_of_variation
 
 
-@WEIGHTINGS.register("gradient", normalized=True, stateful=True)
-@torch.no_grad()
-def gradient_weighting(rewards: Tensor, *, reward_min: Tensor, priorities: Tensor, delta: float = 1e-8,
-                       weights: Tensor | None = None, **_: object) -> tuple[Tensor, dict[str, Tensor]]:
-    """Return the current Lu et al. weights (times the priorities); equal weights if none yet."""
-    k = rewards.shape[1]
-    w = torch.full((k,), 1.0 / k, dtype=rewards.dtype) if weights is None else \
-        torch.as_tensor(weights, dtype=rewards.dtype).to(rewards.device)
-    cv = coefficient_of_variation(rewards, reward_min, delta)
-    return w * priorities, {"cv": cv, "gradient_weights": w}
+@WEIGHTINGS.register("gradient")
+class GradientWeighting(Weighting):
+    """Lu et al.'s weights: state Tensor[K] on the simplex, moved once per step by ``update``."""
+
+    name = "gradient"
+    normalized = True
+    needs_gradients = True
+
+    def __init__(self, num_rewards: int, *, lam: float = 1.0, eta: float | None = None,
+                 clip_norm: float | None = None, layer_span: Iterable[float] | None = None,
+                 eps: float = 1e-6, **options: Any):
+        super().__init__(num_rewards, **options)
+        if float(lam) <= 0:
+            raise ValueError(f"algorithm.gradient.lam must be > 0, got {lam}")
+        if clip_norm is not None and float(clip_norm) <= 0:
+            raise ValueError(f"algorithm.gradient.clip_norm must be > 0 or null, got {clip_norm}")
+        span = None if layer_span is None else tuple(float(x) for x in layer_span)
+        if span is not None and not (len(span) == 2 and 0.0 <= span[0] < span[1] <= 1.0):
+            raise ValueError(f"algorithm.gradient.layer_span must be [lo, hi) with 0 <= lo < hi <= 1, got {layer_span}")
+        self.lam, self.eta, self.eps = float(lam), (None if eta is None else float(eta)), float(eps)
+        self.clip_norm = None if clip_norm is None else float(clip_norm)
+        self.layer_span = span
+        self.weights = torch.full((num_rewards,), 1.0 / num_rewards, dtype=torch.float64)
+
+    def update(self, probe: WeightingProbe) -> dict[str, Tensor]:
+        """Per-objective gradients from the probe, influences, one mirror-descent step."""
+        index, g = group_index_of(probe.group_ids)
+        per_reward = group_normalise(probe.rewards.double(), index, g, eps=self.eps)  # [N, K]
+        grads = probe.objective_gradients(per_reward, layer_span=self.layer_span)  # [K, P]
+        if self.clip_norm is not None:
+            grads = clip_rows(grads, self.clip_norm)
+        influence = influence_from_grads(grads)
+        eta = self.eta if self.eta is not None else float(probe.lr)
+        self.weights = mirror_descent_step(self.weights, influence, eta, self.lam)
+        return {"influence": influence}
+
+    @torch.no_grad()
+    def __call__(self, rewards: Tensor, *, reward_min: Tensor, priorities: Tensor,
+                 delta: float = 1e-8) -> tuple[Tensor, dict[str, Tensor]]:
+        """The current weights (times the priorities); CV reported for comparison."""
+        w = self.weights.to(dtype=rewards.dtype, device=rewards.device)
+        cv = coefficient_of_variation(rewards, reward_min, delta)
+        return w * priorities, {"cv": cv, "gradient_weights": w}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"weights": self.weights.tolist()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        w = torch.tensor(state["weights"], dtype=torch.float64)
+        if w.shape != (self.num_rewards,):
+            raise ValueError(f"checkpointed gradient weights have {w.numel()} entries, the run has "
+                             f"{self.num_rewards} rewards")
+        self.weights = w
+
+
+def clip_rows(grads: Tensor, max_norm: float) -> Tensor:
+    """Scale each row of Tensor[K, P] to norm <= max_norm (rows already shorter are unchanged)."""
+    norms = grads.double().norm(dim=1, keepdim=True)
+    scale = (max_norm / norms.clamp(min=1e-30)).clamp(max=1.0)
+    return (grads.double() * scale).to(grads.dtype)
 
 
 def mirror_descent_step(weights: Tensor, influence: Tensor, eta: float, lam: float) -> Tensor:
@@ -50,12 +106,6 @@ def influence_from_grads(grads: Tensor) -> Tensor:
     """s_k = sum_l g_k . g_l for stacked flattened gradients Tensor[K, P] -> Tensor[K]."""
     g = grads.double()
     return g @ g.sum(0)
-
-
-def flat_grad(params: list[Tensor]) -> Tensor:
-    """Concatenate the .grad of ``params`` (zeros where None) into one float32 vector Tensor[P]."""
-    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).detach().float().flatten()
-                      for p in params])
 
 
 def per_objective_gradients(params: list[Tensor], micro_losses: Iterable[Callable[[], list[Tensor]]],

@@ -1,15 +1,24 @@
 """Reward weightings: how the K rewards of a step are weighted against each other.
 
-A weighting is a registered function
+A weighting is an object built by name (``build_weighting("saw", num_rewards=K)``)::
 
-    fn(rewards: Tensor[N, K], *, reward_min: Tensor[K], priorities: Tensor[K],
-       delta: float, **state) -> (weights: Tensor[K], info: dict[str, Tensor])
+    weights, info = weighting(rewards Tensor[N, K], reward_min=Tensor[K], priorities=Tensor[K], delta=...)
+    diagnostics = weighting.update(probe)     # once per step, before the call (stateful ones only)
+    weighting.state_dict() / load_state_dict(state)   # saved in checkpoints by the trainer
 
-``weights`` are the coefficients the estimator applies (to rewards for GRPO, to per-reward
-advantages for GDPO). Weightings registered with ``normalized=True`` return weights that sum to
-one (times the priorities); the GDPO host rescales those by K so that equal weights reproduce
-plain GDPO (DESIGN.md section 1). Weights are constants for the gradient: they are computed
-under ``torch.no_grad`` and returned detached.
+``weights`` Tensor[K] are the coefficients the estimator applies (to rewards for GRPO, to
+per-reward advantages for GDPO). What the rest of the code needs to know about a weighting is
+declared, not name-checked: ``normalized`` (weights sum to one times the priorities; estimators
+that work on per-reward advantages rescale them by K so that equal weights reproduce plain GDPO)
+and ``needs_reward_min`` (the weighting uses each reward's theoretical minimum).
+
+Adding a stateless weighting is one registered function::
+
+    @WEIGHTINGS.register("mine", normalized=True, needs_reward_min=False)
+    def mine(rewards, *, reward_min, priorities, delta=1e-8, **_): return weights, {"cv": ...}
+
+A stateful one is a registered :class:`Weighting` subclass (see ``saw/algo/gradient.py``).
+Weights are constants for the gradient: they are computed under ``torch.no_grad``.
 
 SAW (Stage-Aware Dynamic Weighting), per reward k over the whole batch of N responses::
 
@@ -23,7 +32,7 @@ statistics; a column with fewer than two valid entries has CV 0.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 from torch import Tensor
@@ -93,8 +102,79 @@ def _normalise_cv(cv: Tensor, delta: float) -> Tensor:
     return torch.where(total >= delta, cv / total.clamp(min=delta), equal)
 
 
-@WEIGHTINGS.register("static", normalized=False)
-@torch.no_grad()
+class WeightingProbe(Protocol):
+    """What a stateful weighting may ask the trainer for during ``update`` (implemented by saw.rl)."""
+
+    rewards: Tensor  # [N, K] float64, this step's reward matrix
+    group_ids: Tensor  # [N] prompt group of each response
+    lr: float  # the optimizer's current learning rate
+
+    def objective_gradients(self, advantages: Tensor, *, layer_span: tuple[float, float] | None = None) -> Tensor:
+        """Policy-gradient vectors Tensor[K, P] of the surrogate of each advantage column [N, K]
+        (parameters restricted to the decoder layers in ``layer_span``, fractions of the depth)."""
+
+
+class Weighting:
+    """A weighting of K rewards. Stateless weightings are registered functions wrapped by this
+    class; stateful ones subclass it and override ``update``/``state_dict``/``load_state_dict``."""
+
+    name: str = "weighting"
+    normalized: bool = False  # weights sum to 1 (x priorities): per-reward estimators rescale by K
+    needs_reward_min: bool = False  # uses each reward's theoretical minimum
+    needs_gradients: bool = False  # its update asks the probe for per-objective gradients
+
+    def __init__(self, num_rewards: int, **options: Any):
+        if num_rewards < 1:
+            raise ValueError(f"a weighting needs at least one reward, got num_rewards={num_rewards}")
+        self.num_rewards = num_rewards
+        self.options = options
+
+    def __call__(self, rewards: Tensor, *, reward_min: Tensor, priorities: Tensor,
+                 delta: float = 1e-8) -> tuple[Tensor, dict[str, Tensor]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def update(self, probe: WeightingProbe) -> dict[str, Tensor]:
+        """Advance the state once per step; returns per-reward diagnostics (Tensor[K] each)."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            raise ValueError(f"weighting {self.name!r} keeps no state, got {sorted(state)}")
+
+
+class FunctionWeighting(Weighting):
+    """A stateless weighting from a registered function (its registry metadata sets the flags)."""
+
+    def __init__(self, name: str, fn: Callable, num_rewards: int, *, normalized: bool = False,
+                 needs_reward_min: bool = False, **options: Any):
+        super().__init__(num_rewards, **options)
+        self.name, self.fn = name, fn
+        self.normalized, self.needs_reward_min = normalized, needs_reward_min
+
+    @torch.no_grad()
+    def __call__(self, rewards, *, reward_min, priorities, delta=1e-8):
+        return self.fn(rewards, reward_min=reward_min, priorities=priorities, delta=delta, **self.options)
+
+
+def build_weighting(name: str | Weighting, num_rewards: int, **options: Any) -> Weighting:
+    """The weighting registered as ``name`` for K = ``num_rewards`` rewards (objects pass through).
+
+    ``options`` go to the weighting (e.g. the +Gradient weighting's ``lam``). Unknown names raise
+    ValueError listing the valid ones.
+    """
+    if isinstance(name, Weighting):
+        return name
+    key = WEIGHTINGS.canonical(name)
+    entry = WEIGHTINGS.get(key)
+    if isinstance(entry, type) and issubclass(entry, Weighting):
+        return entry(num_rewards, **options)
+    return FunctionWeighting(key, entry, num_rewards, **WEIGHTINGS.meta(key), **options)
+
+
+@WEIGHTINGS.register("static")
 def static_weighting(rewards: Tensor, *, reward_min: Tensor, priorities: Tensor, delta: float = 1e-8,
                      **_: object) -> tuple[Tensor, dict[str, Tensor]]:
     """Fixed weights: the configured ``weights`` (default all ones). CV is still reported."""
@@ -102,8 +182,7 @@ def static_weighting(rewards: Tensor, *, reward_min: Tensor, priorities: Tensor,
     return priorities.clone(), {"cv": cv}
 
 
-@WEIGHTINGS.register("saw", normalized=True)
-@torch.no_grad()
+@WEIGHTINGS.register("saw", normalized=True, needs_reward_min=True)
 def saw_weighting(rewards: Tensor, *, reward_min: Tensor, priorities: Tensor, delta: float = 1e-8,
                   **_: object) -> tuple[Tensor, dict[str, Tensor]]:
     """SAW: w'_k * alpha_k with w' = CV_k / sum_j CV_j (DESIGN.md section 1)."""

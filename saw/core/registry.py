@@ -42,9 +42,7 @@ class Registry(Generic[T]):
         key = name.lower()
         key = self._aliases.get(key, key)
         if key not in self._items:
-            raise ValueError(
-                f"unknown {self.kind} {name!r}; valid names: {', '.join(self.names())}"
-            )
+            raise ValueError(f"unknown {self.kind} {name!r}; valid names: {self.describe()}")
         return key
 
     def get(self, name: str) -> T:
@@ -52,6 +50,11 @@ class Registry(Generic[T]):
 
     def meta(self, name: str) -> dict[str, Any]:
         return self._meta[self.canonical(name)]
+
+    def describe(self) -> str:
+        """"a, b (what b is), c": the valid names with the ``description`` each was registered with."""
+        return ", ".join(f"{n} ({self._meta[n]['description']})" if self._meta[n].get("description") else n
+                         for n in self.names())
 
     def names(self, with_aliases: bool = False) -> list[str]:
         names = sorted(self._items)

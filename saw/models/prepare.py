@@ -25,9 +25,11 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Iterator
+
+from saw.core.config import dtype_name, to_plain
+from saw.models.tiny import build_tiny_model
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,7 @@ def _file_lock(lock_path: Path) -> Iterator[None]:
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as fh:
         try:
-            import fcntl
+            import fcntl  # POSIX only: the lock is skipped elsewhere
 
             fcntl.flock(fh, fcntl.LOCK_EX)
         except ImportError:  # pragma: no cover - non-POSIX
@@ -101,13 +103,9 @@ def _make_readable(folder: Path) -> None:
 
 
 def _torch_dtype(name: str):
-    import torch
+    import torch  # heavy: only when a model is built
 
-    aliases = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
-    key = aliases.get(str(name), str(name))
-    if key not in ("bfloat16", "float16", "float32"):
-        raise ValueError(f"unsupported dtype {name!r}; use bfloat16, float16 or float32")
-    return getattr(torch, key)
+    return getattr(torch, dtype_name(name))
 
 
 def build_smollm2_from_gguf(out_dir: str | os.PathLike, dtype: str = "bfloat16",
@@ -123,7 +121,7 @@ def build_smollm2_from_gguf(out_dir: str | os.PathLike, dtype: str = "bfloat16",
     with _file_lock(out.parent / f".{out.name}.lock"):
         if is_prepared(out):  # another process finished while we waited
             return out
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: only when a model is built
 
         torch_dtype = _torch_dtype(dtype)
         start = time.perf_counter()
@@ -166,16 +164,7 @@ def build_smollm2_from_gguf(out_dir: str | os.PathLike, dtype: str = "bfloat16",
 
 
 def _plain(model_cfg: Any) -> dict[str, Any]:
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(model_cfg, DictConfig):
-            return OmegaConf.to_container(model_cfg, resolve=True)  # type: ignore[return-value]
-    except ImportError:  # pragma: no cover
-        pass
-    if not isinstance(model_cfg, Mapping):
-        raise TypeError(f"model config must be a mapping, got {type(model_cfg).__name__}")
-    return dict(model_cfg)
+    return to_plain(model_cfg, what="model config")
 
 
 def prepare_model(model_cfg: Any) -> Path | str:
@@ -196,7 +185,5 @@ def prepare_model(model_cfg: Any) -> Path | str:
         return local if local.is_dir() else str(path)
     out = Path(str(path)).expanduser() if path else default_model_path(source)
     if source == "tiny":
-        from saw.models.tiny import build_tiny_model
-
         return build_tiny_model(out)
     return build_smollm2_from_gguf(out, dtype=cfg.get("dtype") or "bfloat16", gguf_path=cfg.get("gguf_file"))

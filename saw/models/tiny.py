@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -37,8 +38,8 @@ def _corpus(n_lines: int = 2000, seed: int = 0) -> list[str]:
 
 def build_tiny_tokenizer(vocab_size: int = 512):
     """A byte-level BPE PreTrainedTokenizerFast with ChatML special tokens and chat template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # heavy: only when a model is built
+    from transformers import PreTrainedTokenizerFast  # heavy: only when a model is built
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -56,8 +57,8 @@ def build_tiny_model(out_dir: str | os.PathLike, *, seed: int = 0, hidden_size: 
                      num_layers: int = 2, vocab_size: int = 512, max_position_embeddings: int = 1024,
                      dtype: str = "float32") -> Path:
     """Write a tiny random LlamaForCausalLM + tokenizer to ``out_dir`` (atomically). Returns the path."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    import torch  # heavy: only when a model is built
+    from transformers import LlamaConfig, LlamaForCausalLM  # heavy: only when a model is built
 
     out = Path(out_dir)
     if (out / "config.json").exists() and (out / "tokenizer.json").exists():
@@ -81,7 +82,5 @@ def build_tiny_model(out_dir: str | os.PathLike, *, seed: int = 0, hidden_size: 
     try:
         os.replace(tmp, out)
     except OSError:  # another process won the race
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from saw.core.io import atomic_write_text
+
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 
 
@@ -31,16 +33,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def list_checkpoints(ckpt_root: str | os.PathLike) -> list[tuple[int, Path]]:

@@ -29,7 +29,7 @@ def init_distributed(backend: str | None = None) -> tuple[int, int]:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
     if backend is None:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
-    import deepspeed
+    import deepspeed  # heavy optional: the training stack
 
     if not dist.is_initialized():
         _forget_deepspeed_groups()
@@ -44,7 +44,7 @@ def _forget_deepspeed_groups() -> None:
     vLLM's shutdown destroys it between runs. DeepSpeed keeps a clone of the old world group in
     module globals and would hand it to the next engine ("Group ... is not registered").
     """
-    from deepspeed.utils import groups
+    from deepspeed.utils import groups  # heavy optional: the training stack
 
     for name in ("_WORLD_GROUP", "_ZERO_PARAM_INTRA_PARALLEL_GROUP", "_DATA_PARALLEL_GROUP",
                  "_MODEL_PARALLEL_GROUP", "_TENSOR_MODEL_PARALLEL_GROUP"):
@@ -54,14 +54,6 @@ def _forget_deepspeed_groups() -> None:
                  "_EXPERT_DATA_PARALLEL_GROUP_RANKS", "_ALL_TO_ALL_GROUP"):
         if isinstance(getattr(groups, name, None), dict):
             getattr(groups, name).clear()
-
-
-def rank() -> int:
-    return dist.get_rank() if dist.is_initialized() else 0
-
-
-def world_size() -> int:
-    return dist.get_world_size() if dist.is_initialized() else 1
 
 
 def barrier() -> None:

@@ -17,9 +17,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import re
 from typing import Any, Iterator
 
 import torch
+from transformers import AutoModelForCausalLM
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +55,13 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
 
 def load_causal_lm(path: str, *, precision: str = "fp32", trust_remote_code: bool = False,
                    gradient_checkpointing: bool = False, lora: Any = None):
-    from transformers import AutoModelForCausalLM
-
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
     model.config.use_cache = False
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if lora is not None and lora.get("enabled", False):
-        from peft import LoraConfig, get_peft_model
+        from peft import LoraConfig, get_peft_model  # optional: only with trainer.lora.enabled
 
         model = get_peft_model(model, LoraConfig(
             r=int(lora.get("r", 16)), lora_alpha=int(lora.get("alpha", 32)),
@@ -92,7 +92,7 @@ def deepspeed_config(t: Any, *, micro_batch_size: int, grad_accum: int, world_si
 def build_policy(model_path: str, t: Any, *, micro_batch_size: int, grad_accum: int, world_size: int,
                  total_optimizer_steps: int, trust_remote_code: bool = False):
     """(DeepSpeed engine, model) for training; ``t`` is the trainer config."""
-    import deepspeed
+    import deepspeed  # heavy optional: the training stack
 
     model = load_causal_lm(model_path, precision=t.precision, trust_remote_code=trust_remote_code,
                            gradient_checkpointing=bool(t.gradient_checkpointing), lora=t.get("lora"))
@@ -104,6 +104,30 @@ def build_policy(model_path: str, t: Any, *, micro_batch_size: int, grad_accum: 
     ds_cfg = deepspeed_config(t, micro_batch_size=micro_batch_size, grad_accum=grad_accum, world_size=world_size)
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=sched, config=ds_cfg)
     return engine
+
+
+_LAYER_INDEX = re.compile(r"\.layers\.(\d+)\.")
+
+
+def select_parameters(module, layer_span: tuple[float, float] | None = None) -> list[torch.nn.Parameter]:
+    """Trainable parameters of ``module``; with ``layer_span`` = (lo, hi) only those of decoder
+    layers i with lo * L <= i < hi * L (L = number of layers, found from the ``.layers.<i>.`` names).
+
+    Raises ValueError when the model has no such layer names or the span selects no layer.
+    """
+    named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    if layer_span is None:
+        return [p for _, p in named]
+    indexed = [(int(m.group(1)), p) for n, p in named if (m := _LAYER_INDEX.search(n))]
+    if not indexed:
+        raise ValueError("layer_span needs parameters named '...layers.<i>...' (a decoder stack); "
+                         "this model has none: set algorithm.gradient.layer_span=null")
+    depth = max(i for i, _ in indexed) + 1
+    lo, hi = layer_span
+    chosen = [p for i, p in indexed if lo * depth <= i < hi * depth]
+    if not chosen:
+        raise ValueError(f"layer_span={list(layer_span)} selects no layer of {depth}; widen it")
+    return chosen
 
 
 def grad_norm(engine) -> float:
@@ -146,7 +170,7 @@ def named_weights_for_sync(engine, dtype: torch.dtype | None = None) -> Iterator
     Every rank must iterate it under ZeRO-3 (the gather is collective); tensors are yielded on
     every rank and are detached CPU copies.
     """
-    import deepspeed
+    import deepspeed  # heavy optional: the training stack
 
     module = engine.module
     zero3 = engine.zero_optimization_stage() == 3

@@ -14,15 +14,18 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from saw.core.io import atomic_write_text
+from saw.models.prepare import prepare_model
+from saw.rl import distributed as dist_utils
+from saw.rl.sft import run_sft, save_hf_model
+from saw.rl.trainer import RLTrainer
+from saw.rl.validation import validate_config
+
 log = logging.getLogger(__name__)
 
 
 def run_training(cfg: DictConfig, run_dir: Path) -> dict:
     """The whole job for one config: prepare model, optional SFT, RL, final policy."""
-    from saw.rl import distributed as dist_utils
-    from saw.rl.checkpoint import atomic_write_text
-    from saw.rl.validation import validate_config
-    from saw.models.prepare import prepare_model
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     validate_config(cfg, world_size=world)
@@ -38,12 +41,7 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
     model_path = str(prepare_model(cfg.model))
     base_model = model_path
     if cfg.sft.get("enabled", False):
-        from saw.rl.sft import run_sft
-
         model_path = str(run_sft(cfg, model_path))
-    from saw.rl.sft import save_hf_model
-    from saw.rl.trainer import RLTrainer
-
     trainer = RLTrainer(cfg, run_dir, model_path)
     try:
         history = trainer.fit()

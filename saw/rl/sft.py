@@ -18,11 +18,18 @@ from typing import Any
 
 import torch
 from omegaconf import OmegaConf
+from tqdm.auto import tqdm
+
+from saw.core.config import to_plain_value
+
+from transformers import AutoTokenizer
 
 from saw.rl import distributed as dist_utils
+from saw.rl.batches import PromptSampler, prompt_limit, seed_everything
 from saw.rl.logprobs import build_token_batch, response_logprobs
-from saw.rl.metrics import MetricsWriter
+from saw.core.io import MetricsWriter
 from saw.rl.engine import autocast_dtype, build_policy, named_weights_for_sync
+from saw.tasks import build_task
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +37,8 @@ log = logging.getLogger(__name__)
 def sft_cache_key(model_path: str, task_cfg: Any, sft_cfg: Any, max_prompt_length: int | None = None) -> str:
     """Hash of everything the warm start depends on: model, task config, SFT config, prompt limit."""
     payload = {"model": str(model_path), "prompt_limit": max_prompt_length,
-               "task": OmegaConf.to_container(task_cfg, resolve=True) if OmegaConf.is_config(task_cfg) else task_cfg,
-               "sft": OmegaConf.to_container(sft_cfg, resolve=True) if OmegaConf.is_config(sft_cfg) else sft_cfg}
+               "task": to_plain_value(task_cfg),
+               "sft": to_plain_value(sft_cfg)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -54,11 +61,6 @@ def save_hf_model(engine, tokenizer, out_dir: Path, *, rank: int = 0, dtype: tor
 
 def run_sft(cfg: Any, model_path: str) -> Path:
     """Train (or reuse) the SFT warm start of ``cfg.task`` from ``model_path``; returns its folder."""
-    from transformers import AutoTokenizer
-
-    from saw.tasks import build_task
-    from saw.rl.trainer import PromptSampler, prompt_limit, seed_everything
-
     s = cfg.sft
     limit = prompt_limit(cfg)
     key = sft_cache_key(model_path, cfg.task, s, limit)
@@ -91,8 +93,6 @@ def run_sft(cfg: Any, model_path: str) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     writer = MetricsWriter(out.parent / f"{out.name}.metrics.jsonl", resume_step=0) if rank == 0 else None
     max_len = int(s.max_length)
-    from tqdm.auto import tqdm
-
     engine.train()
     for step in tqdm(range(int(s.steps)), desc="sft", disable=rank != 0):
         t0 = time.perf_counter()

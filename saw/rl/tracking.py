@@ -22,7 +22,7 @@ class Tracker:
         if not self.enabled:
             return
         try:
-            import wandb
+            import wandb  # optional: only when W&B logging is on
         except ImportError:  # pragma: no cover
             log.warning("wandb is not installed; metrics go to metrics.jsonl only")
             self.enabled = False

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,70 +29,29 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from saw.rl import distributed as dist_utils
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer
+
+from rewards import build_rewards
+from rollout import build_engine
+from rollout.base import SamplingConfig
 from saw.algo.advantages import compute_advantages
-from saw.algo.weighting import WEIGHTINGS
-from saw.rl.logprobs import build_token_batch, response_logprobs, shared_prefix_logprobs
-from saw.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from saw.rl.metrics import MetricsWriter, reward_stats, tensor_stats
-from saw.rl.engine import autocast_dtype, build_policy, current_grad_norm, grad_norm, named_weights_for_sync
+from saw.algo.gradient import per_objective_gradients
 from saw.algo.policy_loss import PolicyLossConfig, policy_loss
+from saw.algo.weighting import build_weighting
+from saw.core.config import to_plain, to_plain_value
+from saw.rl import distributed as dist_utils
+from saw.rl.batches import PromptSampler, micro_layout, prompt_limit, seed_everything
+from saw.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from saw.rl.engine import (autocast_dtype, build_policy, current_grad_norm, grad_norm, load_causal_lm,
+                           named_weights_for_sync, select_parameters)
+from saw.rl.logprobs import build_token_batch, response_logprobs, shared_prefix_logprobs
+from saw.core.io import MetricsWriter
+from saw.rl.metrics import reward_stats, tensor_stats
 from saw.rl.tracking import Tracker
+from saw.tasks import build_task
 
 log = logging.getLogger(__name__)
-
-
-class PromptSampler:
-    """Deterministic, stateless-by-position sampler: record k of the stream is
-    ``perm(epoch = k // len)[k % len]`` with a permutation seeded by (seed, epoch)."""
-
-    def __init__(self, n_records: int, seed: int):
-        if n_records <= 0:
-            raise ValueError("the training split is empty")
-        self.n, self.seed = n_records, seed
-        self._perms: dict[int, list[int]] = {}
-
-    def _perm(self, epoch: int) -> list[int]:
-        if epoch not in self._perms:
-            rnd = random.Random(self.seed * 1_000_003 + epoch)
-            idx = list(range(self.n))
-            rnd.shuffle(idx)
-            self._perms = {epoch: idx}
-        return self._perms[epoch]
-
-    def take(self, position: int, count: int) -> list[int]:
-        return [self._perm(k // self.n)[k % self.n] for k in range(position, position + count)]
-
-
-def micro_layout(prompts_per_step: int, n: int, world: int, mini_batches: int, micro_batch_size: int,
-                 shared_prefix: bool) -> tuple[int, int]:
-    """(micro-batches per mini-batch, sequences per micro-batch) on one rank.
-
-    With ``shared_prefix`` a micro-batch holds whole groups: max(1, micro_batch_size // n) of them.
-    Raises ValueError when the step does not split evenly.
-    """
-    if shared_prefix:
-        if prompts_per_step % (world * mini_batches):
-            raise ValueError(f"trainer.prompts_per_step={prompts_per_step} must be divisible by ranks x "
-                             f"trainer.mini_batches = {world * mini_batches} with trainer.shared_prefix")
-        groups_per_mini = prompts_per_step // (world * mini_batches)
-        per = max(1, micro_batch_size // n)
-        if groups_per_mini % per:
-            raise ValueError(f"{groups_per_mini} prompt groups per mini-batch do not split into micro-batches of "
-                             f"{per} groups (trainer.micro_batch_size={micro_batch_size} // sampling.n={n}); "
-                             f"pick micro_batch_size = n x a divisor of {groups_per_mini}")
-        return groups_per_mini // per, per * n
-    total = prompts_per_step * n
-    if total % (world * mini_batches):
-        raise ValueError(f"trainer.prompts_per_step * sampling.n = {total} samples cannot be split evenly into "
-                         f"{world} rank(s) x trainer.mini_batches={mini_batches}; make the product divisible by "
-                         f"{world * mini_batches}")
-    mini = total // (world * mini_batches)
-    micro = min(micro_batch_size, mini)
-    if mini % micro:
-        raise ValueError(f"each mini-batch has {mini} samples per rank, not a multiple of "
-                         f"trainer.micro_batch_size={micro_batch_size}; pick a divisor of {mini}")
-    return mini // micro, micro
 
 
 @dataclass
@@ -110,40 +68,36 @@ class StepData:
     rollout_tokens: int
 
 
-def prompt_limit(cfg: DictConfig) -> int:
-    """The prompt budget in tokens: ``trainer.max_prompt_length``, else the task's, else 1024."""
-    return int(cfg.trainer.get("max_prompt_length") or cfg.task.get("max_prompt_length") or 1024)
+class _TrainerProbe:
+    """What a stateful weighting may ask of the trainer during one step (saw.algo.weighting.WeightingProbe)."""
 
+    def __init__(self, trainer: "RLTrainer", data: StepData):
+        self._trainer, self._data = trainer, data
+        self.rewards = data.rewards.double()
+        self.group_ids = data.group_ids
+        self.lr = float(trainer.engine.get_lr()[0])
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    def objective_gradients(self, advantages: torch.Tensor, *, layer_span=None) -> torch.Tensor:
+        return self._trainer.objective_gradients(self._data, advantages, layer_span)
 
 
 class RLTrainer:
     """Owns the policy engine, the rollout engine (rank 0), the task and its rewards."""
 
     def __init__(self, cfg: DictConfig, run_dir: str | os.PathLike, model_path: str):
-        from rewards import build_rewards
-        from saw.tasks import build_task
-
         self.cfg = cfg
-        self.t = cfg.trainer
+        self.tcfg = cfg.trainer  # the trainer config group
         self.run_dir = Path(run_dir)
         self.model_path = str(model_path)
-        self.rank, self.world = dist_utils.init_distributed(self.t.get("dist_backend"))
+        self.rank, self.world = dist_utils.init_distributed(self.tcfg.get("dist_backend"))
         seed_everything(int(cfg.seed) + self.rank)
-        torch.set_num_threads(int(self.t.get("torch_threads") or os.cpu_count() or 1))
+        torch.set_num_threads(int(self.tcfg.get("torch_threads") or os.cpu_count() or 1))
 
         self.task = build_task(cfg.task)
         specs = self.task.reward_specs
-        self.rewards = build_rewards(OmegaConf.to_container(specs, resolve=True) if OmegaConf.is_config(specs)
-                                     else specs)
+        self.rewards = build_rewards(to_plain_value(specs))
         self.reward_names = [r.name for r in self.rewards]
         self.reward_min = torch.tensor([r.min for r in self.rewards], dtype=torch.float64)
-
-        from transformers import AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         if self.tokenizer.pad_token_id is None:
@@ -153,41 +107,38 @@ class RLTrainer:
         self.sampler = PromptSampler(len(self.task.train), int(cfg.seed))
 
         self.n = int(cfg.sampling.n)
-        self.shared_prefix = bool(self.t.get("shared_prefix", False))
-        self.units_per_mini, self.micro = micro_layout(
-            int(self.t.prompts_per_step), self.n, self.world, int(self.t.mini_batches),
-            int(self.t.micro_batch_size), self.shared_prefix)
-        self.grad_accum = self.units_per_mini
-        opt_steps = int(self.t.total_steps) * int(self.t.ppo_epochs) * int(self.t.mini_batches)
-        self.engine = build_policy(self.model_path, self.t, micro_batch_size=self.micro,
+        self.shared_prefix = bool(self.tcfg.get("shared_prefix", False))
+        self.micro_per_mini, self.micro = micro_layout(
+            int(self.tcfg.prompts_per_step), self.n, self.world, int(self.tcfg.mini_batches),
+            int(self.tcfg.micro_batch_size), self.shared_prefix)
+        self.grad_accum = self.micro_per_mini
+        opt_steps = int(self.tcfg.total_steps) * int(self.tcfg.ppo_epochs) * int(self.tcfg.mini_batches)
+        self.engine = build_policy(self.model_path, self.tcfg, micro_batch_size=self.micro,
                                    grad_accum=self.grad_accum, world_size=self.world,
                                    total_optimizer_steps=opt_steps,
                                    trust_remote_code=bool(cfg.model.get("trust_remote_code", False)))
-        self.autocast = autocast_dtype(self.t.precision)
+        self.autocast = autocast_dtype(self.tcfg.precision)
         self.ref_model = None
-        if float(self.t.kl_coef) > 0 and self.t.get("use_reference", True):
-            from saw.rl.engine import load_causal_lm
-
-            self.ref_model = load_causal_lm(self.model_path, precision=self.t.precision).eval()
+        if float(self.tcfg.kl_coef) > 0 and self.tcfg.get("use_reference", True):
+            self.ref_model = load_causal_lm(self.model_path, precision=self.tcfg.precision).eval()
             for p in self.ref_model.parameters():
                 p.requires_grad_(False)
         self.loss_cfg = PolicyLossConfig(
-            clip_ratio_low=float(self.t.clip_ratio_low),
-            clip_ratio_high=None if self.t.clip_ratio_high is None else float(self.t.clip_ratio_high),
-            loss_agg_mode=str(self.t.loss_agg_mode), kl_coef=float(self.t.kl_coef),
-            kl_estimator=str(self.t.kl_estimator), entropy_coef=float(self.t.entropy_coef))
+            clip_ratio_low=float(self.tcfg.clip_ratio_low),
+            clip_ratio_high=None if self.tcfg.clip_ratio_high is None else float(self.tcfg.clip_ratio_high),
+            dual_clip_c=None if self.tcfg.get("clip_ratio_c") is None else float(self.tcfg.clip_ratio_c),
+            loss_agg_mode=str(self.tcfg.loss_agg_mode), kl_coef=float(self.tcfg.kl_coef),
+            kl_estimator=str(self.tcfg.kl_estimator), entropy_coef=float(self.tcfg.entropy_coef))
 
         self.rollout = None
         if self.rank == 0:
-            from rollout import build_engine
-
             self.rollout = build_engine(cfg.rollout, self.model_path)
 
         self.step = 0
         self.data_position = 0
-        k = len(self.rewards)
-        self.grad_weights = torch.full((k,), 1.0 / k, dtype=torch.float64)  # "gradient" weighting state
-        self._last_influence = None
+        a = cfg.algorithm
+        self.weighting = build_weighting(str(a.weighting), len(self.rewards),
+                                         **to_plain(a.get(str(a.weighting)), allow_none=True))
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.ckpt_root = self.run_dir / "checkpoints"
         resume_step = self._maybe_resume()
@@ -200,7 +151,7 @@ class RLTrainer:
 
     # ------------------------------------------------------------------ resume
     def _maybe_resume(self) -> int | None:
-        mode = str(self.t.resume)
+        mode = str(self.tcfg.resume)
         if mode in ("never", "false", "False", "none"):
             return None
         ckpt = latest_checkpoint(self.ckpt_root) if mode == "auto" else Path(mode)
@@ -210,8 +161,7 @@ class RLTrainer:
             raise FileNotFoundError(f"trainer.resume={mode}: no checkpoint at {ckpt}")
         state = load_checkpoint(self.engine, ckpt, rank=self.rank)
         self.step, self.data_position = int(state["step"]), int(state["data_position"])
-        if state.get("gradient_weights") is not None:
-            self.grad_weights = torch.tensor(state["gradient_weights"], dtype=torch.float64)
+        self.weighting.load_state_dict(state.get("weighting") or {})
         log.info("resumed from %s at step %d", ckpt, self.step)
         return self.step
 
@@ -224,8 +174,6 @@ class RLTrainer:
         return out
 
     def _sampling(self, greedy: bool = False, n: int | None = None, seed: int | None = None):
-        from rollout.base import SamplingConfig
-
         s = self.cfg.sampling
         return SamplingConfig(n=int(n if n is not None else s.n), temperature=0.0 if greedy else float(s.temperature),
                               top_p=1.0 if greedy else float(s.top_p), top_k=-1 if greedy else int(s.top_k),
@@ -239,11 +187,11 @@ class RLTrainer:
         """Rollout + rewards on rank 0, broadcast to every rank."""
         payload = None
         if self.rank == 0:
-            n_prompts = int(self.t.prompts_per_step)
+            n_prompts = int(self.tcfg.prompts_per_step)
             idx = self.sampler.take(self.data_position, n_prompts)
             prompt_ids = self._encode(idx, self.task.train)
             # a seed per step (not per engine call) keeps a resumed run on the same samples
-            seed = int(self.cfg.seed) * 7919 + self.step if self.t.get("seed_per_step", True) else None
+            seed = int(self.cfg.seed) * 7919 + self.step if self.tcfg.get("seed_per_step", True) else None
             batch = self.rollout.generate(prompt_ids, self._sampling(seed=seed))
             records = [self.task.train[idx[s.group_id]] for s in batch.samples]
             t0 = time.perf_counter()
@@ -259,19 +207,18 @@ class RLTrainer:
         return dist_utils.broadcast_object(payload)
 
     def advantages(self, data: StepData) -> tuple[torch.Tensor, dict]:
+        """Advance the weighting (stateful ones only do work), then the configured estimator."""
         a = self.cfg.algorithm
+        diagnostics = self.weighting.update(_TrainerProbe(self, data))
         lengths = torch.tensor([len(c) for c in data.completion_ids], dtype=torch.float64)
         weights = None if a.get("weights") is None else list(a.weights)
-        state = None
-        if WEIGHTINGS.meta(str(a.weighting)).get("stateful"):
-            self._gradient_weighting_step(data)
-            state = {"weights": self.grad_weights}
-        return compute_advantages(
-            data.rewards, data.group_ids, estimator=str(a.estimator), weighting=str(a.weighting),
+        adv, info = compute_advantages(
+            data.rewards, data.group_ids, estimator=str(a.estimator), weighting=self.weighting,
             weights=weights, reward_min=self.reward_min, delta=float(a.delta), eps=float(a.eps),
-            whiten=a.get("whiten"), token_counts=lengths, weighting_state=state)
+            whiten=a.get("whiten"), token_counts=lengths)
+        return adv, {**info, **{f"weighting/{key}": val for key, val in diagnostics.items()}}
 
-    def _local_units(self, data: StepData) -> list[torch.Tensor]:
+    def _local_micro_batches(self, data: StepData) -> list[torch.Tensor]:
         """This rank's share of the step's samples, as micro-batches of sample indices.
 
         Samples are shuffled with a per-step seed (whole groups when ``shared_prefix``, so that a
@@ -287,7 +234,7 @@ class RLTrainer:
         mine = torch.randperm(n_samples, generator=gen)[self.rank::self.world]
         return [mine[i: i + self.micro] for i in range(0, len(mine), self.micro)]
 
-    def _unit_logprobs(self, model, data: StepData, rows: torch.Tensor, with_entropy: bool):
+    def _micro_logprobs(self, model, data: StepData, rows: torch.Tensor, with_entropy: bool):
         """(logprobs [b, T], entropy [b, T] or None, response_mask [b, T]) for sample indices ``rows``."""
         temperature = float(self.cfg.sampling.temperature) or 1.0
         if self.shared_prefix:
@@ -302,82 +249,81 @@ class RLTrainer:
         return lp, ent, mb.response_mask
 
     @torch.no_grad()
-    def _units_no_grad(self, model, data: StepData, units: list[torch.Tensor]) -> list[torch.Tensor]:
+    def _no_grad_logprobs(self, model, data: StepData, micro_batches: list[torch.Tensor]) -> list[torch.Tensor]:
         was_training = model.training
         model.eval()
         try:
-            return [self._unit_logprobs(model, data, rows, with_entropy=False)[0] for rows in units]
+            return [self._micro_logprobs(model, data, rows, with_entropy=False)[0] for rows in micro_batches]
         finally:
             model.train(was_training)
 
-    def _normalizer(self, units: list[torch.Tensor], data: StepData) -> float:
+    def _normalizer(self, micro_batches: list[torch.Tensor], data: StepData) -> float:
         """Loss denominator of one mini-batch on this rank.
 
         DeepSpeed averages gradients over ranks, so each rank divides by the global count over
         the world size (the mean of the per-rank counts): tokens for token-mean, else responses.
         """
         if self.loss_cfg.loss_agg_mode == "token-mean":
-            tokens = float(sum(len(data.completion_ids[int(r)]) for rows in units for r in rows))
+            tokens = float(sum(len(data.completion_ids[int(r)]) for rows in micro_batches for r in rows))
             return max(dist_utils.all_reduce_mean(tokens), 1.0)
-        return float(sum(len(rows) for rows in units))
+        return float(sum(len(rows) for rows in micro_batches))
 
-    def _gradient_weighting_step(self, data: StepData) -> None:
-        """Lu et al.'s mirror-descent update of the reward weights (saw/algo/gradient.py)."""
-        from saw.algo.advantages import group_index_of, group_normalise
-        from saw.algo.gradient import influence_from_grads, mirror_descent_step, per_objective_gradients
+    def objective_gradients(self, data: StepData, advantages: torch.Tensor,
+                            layer_span: tuple[float, float] | None = None) -> torch.Tensor:
+        """Flattened policy gradients Tensor[K, P] of the surrogate of each advantage column
+        advantages Tensor[N, K], over this step's micro-batches, averaged over ranks.
 
-        gcfg = self.cfg.algorithm.get("gradient") or {}
-        index, g = group_index_of(data.group_ids)
-        per_reward = group_normalise(data.rewards.double(), index, g, eps=float(self.cfg.algorithm.eps))  # [N, K]
-        units = self._local_units(data)
-        adv_k = per_reward.float()
+        The loss is the update's (same aggregation and normaliser, KL and entropy terms as
+        configured) evaluated on-policy; the optimizer's ``.grad`` buffers are left untouched.
+        ``layer_span`` restricts the parameters to that fraction of the decoder layers.
+        """
+        micro_batches = self._local_micro_batches(data)
+        adv_k = advantages.float()
         k = adv_k.shape[1]
-        n_tok = self._normalizer(units, data)
+        normalizer = self._normalizer(micro_batches, data)
         module = self.engine.module
-        params = [p for p in module.parameters() if p.requires_grad]
-        plain = PolicyLossConfig(loss_agg_mode=self.loss_cfg.loss_agg_mode)
+        params = select_parameters(module, layer_span)
+        ref_lps = self._no_grad_logprobs(self.ref_model, data, micro_batches) if self.ref_model is not None else None
 
         def micro_losses():
-            for rows in units:
-                def make(rows=rows):
-                    lp, _, mask = self._unit_logprobs(module, data, rows, with_entropy=False)
-                    return [policy_loss(lp, lp.detach(), adv_k[rows, j], mask, plain, normalizer=n_tok,
+            for i, rows in enumerate(micro_batches):
+                def make(rows=rows, i=i):
+                    lp, ent, mask = self._micro_logprobs(module, data, rows, with_entropy=True)
+                    ref = None if ref_lps is None else ref_lps[i][:, : lp.shape[1]]
+                    return [policy_loss(lp, lp.detach(), adv_k[rows, j], mask, self.loss_cfg, ref_logprobs=ref,
+                                        entropy=ent, normalizer=normalizer,
                                         max_response_length=int(self.cfg.sampling.max_new_tokens))[0]
                             for j in range(k)]
 
                 yield make
 
-        def reduce(t):
+        def mean_over_ranks(t):
             if self.world > 1:
                 torch.distributed.all_reduce(t)
                 t /= self.world
             return t
 
-        grads = per_objective_gradients(params, micro_losses(), k, all_reduce=reduce)
-        influence = influence_from_grads(grads)
-        eta = float(gcfg.get("eta") or self.engine.get_lr()[0])
-        self.grad_weights = mirror_descent_step(self.grad_weights, influence, eta, float(gcfg.get("lam", 1.0)))
-        self._last_influence = influence
+        return per_objective_gradients(params, micro_losses(), k, all_reduce=mean_over_ranks)
 
     def update(self, data: StepData, adv: torch.Tensor) -> dict[str, float]:
         """PPO epochs x mini-batches x micro-batches on this rank's share of the samples."""
-        units = self._local_units(data)
-        on_policy = int(self.t.ppo_epochs) == 1 and int(self.t.mini_batches) == 1
+        micro_batches = self._local_micro_batches(data)
+        on_policy = int(self.tcfg.ppo_epochs) == 1 and int(self.tcfg.mini_batches) == 1
         module = self.engine.module
-        old_lps = None if on_policy else self._units_no_grad(module, data, units)
-        ref_lps = self._units_no_grad(self.ref_model, data, units) if self.ref_model is not None else None
+        old_lps = None if on_policy else self._no_grad_logprobs(module, data, micro_batches)
+        ref_lps = self._no_grad_logprobs(self.ref_model, data, micro_batches) if self.ref_model is not None else None
         sums: dict[str, float] = {}
         counts: dict[str, float] = {}
         norms = []
         adv = adv.float()
         self.engine.train()
-        for _epoch in range(int(self.t.ppo_epochs)):
-            for m0 in range(0, len(units), self.units_per_mini):
-                mini = list(range(m0, min(m0 + self.units_per_mini, len(units))))
-                norm = self._normalizer([units[u] for u in mini], data)
+        for _epoch in range(int(self.tcfg.ppo_epochs)):
+            for m0 in range(0, len(micro_batches), self.micro_per_mini):
+                mini = list(range(m0, min(m0 + self.micro_per_mini, len(micro_batches))))
+                norm = self._normalizer([micro_batches[u] for u in mini], data)
                 for u in mini:
-                    rows = units[u]
-                    lp, ent, mask = self._unit_logprobs(self.engine, data, rows, with_entropy=True)
+                    rows = micro_batches[u]
+                    lp, ent, mask = self._micro_logprobs(self.engine, data, rows, with_entropy=True)
                     t_u = lp.shape[1]
                     old = lp.detach() if old_lps is None else old_lps[u][:, :t_u]
                     ref = None if ref_lps is None else ref_lps[u][:, :t_u]
@@ -415,7 +361,7 @@ class RLTrainer:
         """Greedy generation on the validation split; mean of every reward."""
         if self.rank != 0 or not self.task.validation:
             return {}
-        recs = self.task.validation[: int(self.t.val_records)]
+        recs = self.task.validation[: int(self.tcfg.val_records)]
         ids = self._encode(range(len(recs)), recs)
         batch = self.rollout.generate(ids, self._sampling(greedy=True, n=1))
         r = self.score(batch.texts, [recs[s.group_id] for s in batch.samples])
@@ -435,7 +381,7 @@ class RLTrainer:
         t_upd = time.perf_counter() - t0
         t_sync = self.sync_weights()
         self.step += 1
-        self.data_position += int(self.t.prompts_per_step)
+        self.data_position += int(self.tcfg.prompts_per_step)
         t_total = time.perf_counter() - t_step
         lengths = torch.tensor([len(c) for c in data.completion_ids], dtype=torch.float64)
         total_tokens = sum(len(p) + len(c) for p, c in zip(data.prompt_ids, data.completion_ids))
@@ -444,8 +390,11 @@ class RLTrainer:
         if "scalar_reward" in info:
             m["reward/total/mean"] = float(info["scalar_reward"].double().mean())
         m.update(tensor_stats("adv", adv))
-        if self._last_influence is not None:
-            m.update({f"reward/{n}/influence": float(v) for n, v in zip(self.reward_names, self._last_influence)})
+        for key, val in info.items():  # per-reward diagnostics a weighting reported from its update
+            if key.startswith("weighting/"):
+                m.update({f"reward/{n}/{key.split('/', 1)[1]}": float(v) for n, v in zip(self.reward_names, val)})
+        for r in self.rewards:
+            m[f"reward/{r.name}/failures"] = r.take_failures()
         m["response/length_mean"] = float(lengths.mean())
         m["response/length_max"] = float(lengths.max())
         m["response/clip_frac"] = float(np.mean([f == "length" for f in data.finish_reasons]))
@@ -454,9 +403,9 @@ class RLTrainer:
         m["perf/rollout_tokens_per_s"] = data.rollout_tokens / max(data.rollout_seconds, 1e-9)
         m.update({"time/rollout": data.rollout_seconds, "time/rewards": data.reward_seconds,
                   "time/advantages": t_adv, "time/update": t_upd, "time/sync": t_sync, "time/step": t_total})
-        if self.world > 1 and self.t.get("check_sync", False):
+        if self.world > 1 and self.tcfg.get("check_sync", False):
             m["dist/param_sum_spread"] = self._param_spread()
-        self._last_data = data
+        self.last_batch = data  # the step's samples (sample tables, benchmarks)
         return m
 
     @torch.no_grad()
@@ -479,20 +428,18 @@ class RLTrainer:
 
     def save(self) -> None:
         state = {"step": self.step, "data_position": self.data_position, "seed": int(self.cfg.seed),
-                 "algorithm": str(self.cfg.algorithm.name), "gradient_weights": self.grad_weights.tolist()}
+                 "algorithm": str(self.cfg.algorithm.name), "weighting": self.weighting.state_dict()}
         save_checkpoint(self.engine, self.ckpt_root, self.step, state, rank=self.rank,
-                        barrier=dist_utils.barrier, keep=int(self.t.keep_checkpoints))
+                        barrier=dist_utils.barrier, keep=int(self.tcfg.keep_checkpoints))
 
     def fit(self) -> list[dict[str, Any]]:
         """Run until ``total_steps``; returns this process's metric records."""
-        from tqdm.auto import tqdm
-
-        total = int(self.t.total_steps)
+        total = int(self.tcfg.total_steps)
         history = []
         bar = tqdm(total=total, initial=self.step, desc=f"{self.cfg.algorithm.name}", disable=self.rank != 0,
                    dynamic_ncols=True)
-        val_every, save_every = int(self.t.val_every), int(self.t.save_every)
-        stop_after = self.t.get("stop_after_steps")  # for tests: simulate an interruption
+        val_every, save_every = int(self.tcfg.val_every), int(self.tcfg.save_every)
+        stop_after = self.tcfg.get("stop_after_steps")  # for tests: simulate an interruption
         try:
             while self.step < total:
                 m = self.train_step()
@@ -504,7 +451,7 @@ class RLTrainer:
                     every = int(self.cfg.logger.get("sample_table_every", 0)) if self.cfg.get("logger") else 0
                     if every and self.step % every == 0:
                         self.tracker.log_samples(["step", "group", "completion"] + self.reward_names,
-                                                 self._sample_rows(self._last_data), self.step)
+                                                 self._sample_rows(self.last_batch), self.step)
                     bar.update(1)
                     bar.set_postfix({n[:12]: f"{m.get(f'reward/{n}/mean', float('nan')):.3f}" for n in self.reward_names}
                                     | {"s/step": f"{m['time/step']:.1f}"})

@@ -10,8 +10,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from saw.rl.engine import PRECISIONS, SCHEDULES
+from rollout import ENGINES
+from saw.algo.advantages import WHITEN_MODES, resolve_algorithm
 from saw.algo.policy_loss import AGG_MODES, KL_ESTIMATORS
+from saw.algo.weighting import build_weighting
+from saw.core.config import to_plain
+from saw.rl.batches import micro_layout
+from saw.rl.engine import PRECISIONS, SCHEDULES
 
 
 class ConfigError(ValueError):
@@ -25,13 +30,12 @@ def _choice(value: Any, valid, key: str) -> None:
 
 def validate_config(cfg: Any, world_size: int = 1) -> None:
     """Raise ConfigError for a config the trainer cannot run."""
-    from rollout import ENGINES
-    from saw.algo.advantages import WHITEN_MODES, resolve_algorithm
-
     a, t, s = cfg.algorithm, cfg.trainer, cfg.sampling
     try:
-        resolve_algorithm(str(a.estimator), str(a.weighting))
-    except ValueError as exc:
+        _, w_name = resolve_algorithm(str(a.estimator), str(a.weighting))
+        # built once here so that bad options fail before any model loads
+        weighting = build_weighting(w_name, 1, **to_plain(a.get(str(a.weighting)), allow_none=True))
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"algorithm: {exc} (set algorithm=<file in conf/algorithm>)") from exc
     if a.get("whiten") is not None:
         _choice(a.whiten, WHITEN_MODES, "algorithm.whiten")
@@ -51,8 +55,6 @@ def validate_config(cfg: Any, world_size: int = 1) -> None:
         raise ConfigError(f"sampling.n must be >= 1, got {s.n}")
     if float(s.temperature) < 0:
         raise ConfigError(f"sampling.temperature must be >= 0, got {s.temperature}")
-    from saw.rl.trainer import micro_layout
-
     try:
         micro_layout(int(t.prompts_per_step), int(s.n), world_size, int(t.mini_batches), int(t.micro_batch_size),
                      bool(t.get("shared_prefix", False)))
@@ -64,12 +66,14 @@ def validate_config(cfg: Any, world_size: int = 1) -> None:
     if t.get("shared_prefix", False) and int(t.zero_stage) == 3:
         raise ConfigError("trainer.shared_prefix runs two forwards per backward, not supported under ZeRO-3: "
                           "set trainer.shared_prefix=false")
+    if t.get("clip_ratio_c") is not None and float(t.clip_ratio_c) <= 1.0:
+        raise ConfigError(f"trainer.clip_ratio_c={t.clip_ratio_c} must be > 1 (dual-clip bound) or null")
     if float(t.lr) <= 0:
         raise ConfigError(f"trainer.lr must be > 0, got {t.lr}")
     if t.get("lora", {}).get("enabled") and int(t.zero_stage) == 3:
         raise ConfigError("trainer.lora.enabled with trainer.zero_stage=3 is not supported; use stage 0-2")
-    if str(a.weighting) == "gradient" and int(t.zero_stage) == 3:
-        raise ConfigError("algorithm.weighting=gradient needs whole parameters on every rank; "
+    if weighting.needs_gradients and int(t.zero_stage) == 3:
+        raise ConfigError(f"algorithm.weighting={a.weighting} needs whole parameters on every rank; "
                           "use trainer.zero_stage 0-2")
     m = cfg.model
     if str(m.get("source", "hf")) == "hf":

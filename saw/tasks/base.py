@@ -16,6 +16,7 @@ often it had to.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import random
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Hashable
 
+from saw.core.config import to_plain
 from saw.core.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -46,16 +48,7 @@ class TaskDataError(ValueError):
 # ----------------------------------------------------------------------------- config helpers
 def to_plain_config(cfg: Any) -> dict[str, Any]:
     """A Hydra ``DictConfig`` or any mapping -> a plain, resolved ``dict``."""
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(cfg, DictConfig):
-            return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    except ImportError:  # pragma: no cover - omegaconf is a hard dependency
-        pass
-    if not isinstance(cfg, Mapping):
-        raise TypeError(f"task config must be a mapping, got {type(cfg).__name__}")
-    return dict(cfg)
+    return to_plain(cfg, what="task config")
 
 
 def check_config_keys(cfg: Mapping[str, Any], allowed: set[str] | frozenset[str], where: str) -> None:
@@ -115,7 +108,7 @@ def load_rows(path: str | Path, where: str) -> list[dict]:
     if builder is None:
         raise TaskDataError(f"{where}: cannot read {str(p)!r}: unsupported extension {p.suffix!r} "
                             f"(use one of {sorted(_BUILDERS)})")
-    import datasets
+    import datasets  # heavy (~2 s): only for hub/parquet sources
 
     try:
         ds = datasets.load_dataset(builder, data_files=str(p), split="train")
@@ -129,7 +122,7 @@ def load_rows(path: str | Path, where: str) -> list[dict]:
 
 def load_hub_rows(hub_id: str, split: str, where: str, subset: str | None = None) -> list[dict]:
     """Rows of one split of a dataset on the Hugging Face hub (or its local cache)."""
-    import datasets
+    import datasets  # heavy (~2 s): only for hub/parquet sources
 
     try:
         ds = datasets.load_dataset(hub_id, subset, split=split)
@@ -330,7 +323,6 @@ def package_data_dir(package: str, subdir: str, config_key: str, override: str |
 
     ``override`` (the task config's ``config_key``) points somewhere else instead.
     """
-    import importlib.util
 
     if override:
         path = Path(str(override)).expanduser()

@@ -13,6 +13,10 @@ import argparse
 import statistics
 from typing import Any, Sequence
 
+from transformers import AutoTokenizer
+
+from saw.models.prepare import default_model_path, prepare_model
+from saw.tasks import build_task
 from saw.tasks.base import SPLITS, Task, chat_template_ids
 
 
@@ -61,13 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-prompt-length", type=int, default=512, help="count prompts longer than this")
     args = parser.parse_args(argv)
 
-    from transformers import AutoTokenizer
-
-    from saw.tasks import build_task
-
     if args.model is None:
-        from saw.models.prepare import default_model_path, prepare_model
-
         model_path = prepare_model({"source": "embedded_smollm2", "path": str(default_model_path("embedded_smollm2"))})
     else:
         model_path = args.model

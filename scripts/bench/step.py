@@ -167,7 +167,7 @@ def compose_ours(spec: dict[str, Any], out_dir: str):
 
 def step_layout(spec: dict[str, Any]) -> tuple[int, int]:
     """(sequences per micro-batch, micro-batches per step) of our trainer, on one rank."""
-    from saw.rl.trainer import micro_layout
+    from saw.rl.batches import micro_layout
 
     micro_batches, per_micro = micro_layout(spec["prompts"], spec["n"], 1, 1, spec["micro_batch_size"],
                                             shared_prefix=True)
@@ -278,7 +278,7 @@ def ours_worker(conn, spec: dict[str, Any]) -> None:
                         "advantages_s": m["time/advantages"], "update_s": m["time/update"], "sync_s": m["time/sync"],
                         "rollout_tokens_per_s": m["perf/rollout_tokens_per_s"],
                         "completion_len": m["response/length_mean"], "samples": spec["prompts"] * spec["n"],
-                        "prompt_ids": [trainer.task.train[i]["id"] for i in trainer._last_data.record_idx],
+                        "prompt_ids": [trainer.task.train[i]["id"] for i in trainer.last_batch.record_idx],
                         "peak_rss_mib": peak_rss_mib()}))
             finally:
                 trainer.close()
@@ -300,7 +300,7 @@ def trl_worker(conn, spec: dict[str, Any]) -> None:
 
         from rewards import build_rewards
         from saw.tasks import build_task
-        from saw.rl.trainer import PromptSampler
+        from saw.rl.batches import PromptSampler
 
         with tempfile.TemporaryDirectory(prefix="bench-trl-") as out:
             cfg = compose_ours(spec, out)

@@ -1,8 +1,12 @@
 """The "+Gradient" weighting (Lu et al.): influence vs direct autograd, direction of the update."""
 
+import math
+
+import pytest
 import torch
 
 from saw.algo.advantages import compute_advantages
+from saw.algo.weighting import build_weighting
 from saw.rl.logprobs import build_token_batch, response_logprobs
 from saw.algo.gradient import (influence_from_grads, mirror_descent_step, per_objective_gradients)
 from saw.algo.policy_loss import PolicyLossConfig, policy_loss
@@ -72,11 +76,58 @@ def test_gradient_weighting_is_registered_and_uses_state():
     r = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0], [0.0, 3.0]], dtype=torch.float64)
     g = torch.tensor([0, 0, 1, 1])
     w = torch.tensor([0.8, 0.2], dtype=torch.float64)
-    adv, info = compute_advantages(r, g, estimator="grpo", weighting="gradient", reward_min=[0, 0],
-                                   weighting_state={"weights": w})
+    weighting = build_weighting("gradient", 2)
+    weighting.load_state_dict({"weights": w.tolist()})
+    adv, info = compute_advantages(r, g, estimator="grpo", weighting=weighting, reward_min=[0, 0])
     torch.testing.assert_close(info["weights"], w)
     ref, _ = compute_advantages(r, g, estimator="grpo", weights=w)
     torch.testing.assert_close(adv, ref)
-    _, info_gdpo = compute_advantages(r, g, estimator="gdpo", weighting="gradient", reward_min=[0, 0],
-                                      weighting_state={"weights": w})
+    _, info_gdpo = compute_advantages(r, g, estimator="gdpo", weighting=weighting, reward_min=[0, 0])
     torch.testing.assert_close(info_gdpo["weights"], 2 * w)  # K * w on the GDPO host, as SAW
+    assert build_weighting("gradient", 2).state_dict() == {"weights": [0.5, 0.5]}  # starts equal
+    with pytest.raises(ValueError, match="3 rewards"):
+        build_weighting("gradient", 3).load_state_dict({"weights": w.tolist()})
+
+
+class _FakeProbe:
+    """Hands fixed per-objective gradients to the weighting (what the trainer computes)."""
+
+    def __init__(self, rewards, group_ids, grads, lr):
+        self.rewards, self.group_ids, self._grads, self.lr = rewards, group_ids, grads, lr
+        self.seen = None
+
+    def objective_gradients(self, advantages, *, layer_span=None):
+        self.seen = (advantages.clone(), layer_span)
+        return self._grads
+
+
+def test_update_is_one_mirror_descent_step_on_clipped_gradients():
+    r = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0], [0.0, 3.0]], dtype=torch.float64)
+    groups = torch.tensor([0, 0, 1, 1])
+    g1 = torch.tensor([3.0, 4.0, 0.0], dtype=torch.float64)  # norm 5 -> clipped to norm 1: [0.6, 0.8, 0]
+    g2 = torch.tensor([0.0, 0.5, 0.0], dtype=torch.float64)  # norm 0.5 -> unchanged
+    probe = _FakeProbe(r, groups, torch.stack([g1, g2]), lr=0.1)
+    weighting = build_weighting("gradient", 2, lam=0.5, clip_norm=1.0, layer_span=[0.25, 0.75])
+    diag = weighting.update(probe)
+    # hand computation: s_k = g_k . (g_1 + g_2) on the clipped rows
+    c1, c2 = [0.6, 0.8, 0.0], [0.0, 0.5, 0.0]
+    total = [a + b for a, b in zip(c1, c2)]
+    s = [sum(a * b for a, b in zip(c1, total)), sum(a * b for a, b in zip(c2, total))]  # [1.4, 0.65]
+    logits = [math.log(0.5) + 0.1 * s_k / 0.5 for s_k in s]
+    z = sum(math.exp(x) for x in logits)
+    expected = [math.exp(x) / z for x in logits]
+    torch.testing.assert_close(diag["influence"], torch.tensor(s, dtype=torch.float64))
+    assert weighting.state_dict()["weights"] == pytest.approx(expected, abs=1e-12)
+    # the probe saw the group-normalised per-reward advantages and the configured span
+    adv, span = probe.seen
+    assert span == (0.25, 0.75)
+    # group [1, 0]: centred +-0.5, unbiased std sqrt(0.5) -> +-0.5 / (sqrt(0.5) + eps)
+    expected_adv = torch.tensor([0.5, -0.5, 0.5, -0.5], dtype=torch.float64) / (0.5 ** 0.5 + 1e-6)
+    torch.testing.assert_close(adv[:, 0], expected_adv)
+
+
+@pytest.mark.parametrize("bad, match", [(dict(lam=0), "lam must be > 0"), (dict(clip_norm=-1), "clip_norm"),
+                                        (dict(layer_span=[0.8, 0.2]), "layer_span")])
+def test_bad_gradient_options_are_named(bad, match):
+    with pytest.raises(ValueError, match=match):
+        build_weighting("gradient", 2, **bad)

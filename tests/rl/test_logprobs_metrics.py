@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from saw.rl.logprobs import build_token_batch, response_logprobs
-from saw.rl.checkpoint import atomic_write_text, latest_checkpoint, list_checkpoints
-from saw.rl.metrics import MetricsWriter, read_metrics, reward_stats
+from saw.core.io import MetricsWriter, atomic_write_text, read_metrics
+from saw.rl.checkpoint import latest_checkpoint, list_checkpoints
+from saw.rl.metrics import reward_stats
 from saw.rl.engine import lr_lambda
-from saw.rl.trainer import PromptSampler
+from saw.rl.batches import PromptSampler
 
 
 def test_token_batch_layout():

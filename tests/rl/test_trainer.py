@@ -11,7 +11,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from saw.rl.validation import ConfigError, validate_config
-from saw.rl.metrics import read_metrics
+from saw.core.io import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 

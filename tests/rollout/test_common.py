@@ -128,7 +128,7 @@ def test_length_caps_and_call_seeds():
 
 # ------------------------------------------------------------------ settings, registry, configs
 def test_unknown_engine_lists_the_valid_ones(tiny_model_dir):
-    with pytest.raises(ValueError, match="unknown rollout engine 'sglang'; valid names: hf, vllm"):
+    with pytest.raises(ValueError, match=r"unknown rollout engine 'sglang'; valid names: hf \(transformers generate.*\), vllm \(vLLM"):
         build_engine({"engine": "sglang"}, tiny_model_dir)
     assert set(ENGINES.names()) == {"hf", "vllm"} and "transformers" in ENGINES
 

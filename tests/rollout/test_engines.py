@@ -196,11 +196,12 @@ def test_length_limits(engine, kit):
     (dict(prompts=[[1] * 256]), "max model length is 256"),
     (dict(prompts=[[]]), "neither token ids nor chat messages"),
 ])
-def test_bad_settings_fail_before_generation(engine, kit, bad, match):
-    calls = engine.stats["generate_calls"]
+def test_bad_settings_fail_before_generation(engine, kit, bad, match, monkeypatch):
+    calls = []
+    monkeypatch.setattr(engine, "_generate", lambda *a, **k: calls.append(a) or [])
     with pytest.raises(ValueError, match=match):
         engine.generate(bad.get("prompts", kit.prompts), bad.get("sampling", greedy(4)))
-    assert engine.stats["generate_calls"] == calls
+    assert calls == []
 
 
 def test_eos_is_kept_in_ids_with_its_logprob_but_not_in_text(engine, weights, reference, kit):
@@ -224,10 +225,9 @@ def test_weight_sync(engine, weights, reference, kit):
     # the long prompt fills whole KV blocks, which the prefix cache would reuse without a reset
     prompts = kit.prompts + [[1] + [5 + (i * 7) % 300 for i in range(200)]]
     base = engine.generate(prompts, greedy(16)).samples
-    syncs = engine.stats["syncs"]
     try:
         seconds = engine.update_weights(weights.perturbed.items())
-        assert seconds >= 0 and engine.stats["syncs"] == syncs + 1
+        assert seconds >= 0
         reference.load(weights.perturbed)
         changed = engine.generate(prompts, greedy(16)).samples
         assert [s.completion_ids for s in changed] != [s.completion_ids for s in base]
