@@ -45,7 +45,7 @@ def build_engine(cfg: Any, model_path) -> RolloutEngine:
     return ENGINES.get(name)(model_path, settings)
 
 
-_BASE_NAMES = ("RolloutBatch", RolloutEngine, "RolloutSample", "SamplingConfig")
+_BASE_NAMES = ("RolloutBatch", "RolloutEngine", "RolloutSample", "SamplingConfig")
 
 
 def __getattr__(name: str):
@@ -56,4 +56,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'rollout' has no attribute {name!r}")
 
 
-__all__ = ["ENGINES", "RolloutBatch", RolloutEngine, "RolloutSample", "SamplingConfig", "build_engine"]
+__all__ = ["ENGINES", "RolloutBatch", "RolloutEngine", "RolloutSample", "SamplingConfig", "build_engine"]

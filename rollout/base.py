@@ -14,6 +14,8 @@ from typing import Iterable, Sequence, Union
 
 import torch
 
+from saw.core.tokens import chat_template_ids
+
 Message = dict  # {"role": ..., "content": ...}
 Prompt = Union[Sequence[int], Sequence[Message]]
 
@@ -103,10 +105,7 @@ class RolloutEngine(abc.ABC):
         out = []
         for i, p in enumerate(prompts):
             if len(p) > 0 and isinstance(p[0], dict):
-                ids = self.tokenizer.apply_chat_template(list(p), add_generation_prompt=True, tokenize=True)
-                if isinstance(ids, dict) or hasattr(ids, "input_ids"):
-                    ids = ids["input_ids"]
-                out.append([int(t) for t in ids])
+                out.append(chat_template_ids(self.tokenizer, p))
             elif len(p) > 0 and all(isinstance(t, int) for t in p):
                 out.append(list(p))
             else:

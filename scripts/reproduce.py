@@ -34,18 +34,30 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# name: (sweep files in conf/sweep/ that define the grid, seeds (None = the sweep's), extra training
+# overrides, eval records per category/split (None = all)). The sweep files are the one definition
+# of each grid: `python scripts/train.py -m +sweep=embedded` trains the same runs.
 PROFILES = {
-    # name: (experiment prefix, seeds, extra training overrides, eval records per category/split)
-    "smoke": ("embedded", [0], [], 8),
-    "long": ("embedded", [0, 1, 2], ["trainer.total_steps=30"], None),
-    "paper": ("paper", [0, 1, 2], [], None),
+    "smoke": (["embedded"], None, [], 8),
+    "long": (["embedded"], [0, 1, 2], ["trainer.total_steps=30"], None),
+    "paper": (["table1", "table2"], None, [], None),
 }
-EXPERIMENTS = {
-    ("embedded", "toolcall"): "embedded_toolcall",
-    ("embedded", "summarize"): "embedded_summarize",
-    ("paper", "toolcall"): "paper_toolcall_qwen2.5-1.5b",
-    ("paper", "summarize"): "paper_tldr_qwen2.5-1.5b",
-}
+
+
+def sweep_grid(name: str) -> dict[str, list[str]]:
+    """The sweeper params of conf/sweep/<name>.yaml as lists: experiment, algorithm, seed."""
+    from omegaconf import OmegaConf
+
+    params = OmegaConf.load(ROOT / "conf" / "sweep" / f"{name}.yaml").hydra.sweeper.params
+    return {key: [v.strip() for v in str(params[key]).split(",")] for key in ("experiment", "algorithm", "seed")}
+
+
+def experiment_task(experiment: str) -> str:
+    """The task name an experiment composes to (conf/experiment/<experiment>.yaml)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return str(compose("config", overrides=[f"experiment={experiment}"]).task.name)
 
 
 def sh(cmd: list[str], log_file: Path) -> None:
@@ -69,8 +81,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", choices=sorted(PROFILES), default=os.environ.get("PROFILE", "smoke"))
-    ap.add_argument("--tasks", nargs="+", default=["toolcall", "summarize"])
-    ap.add_argument("--algorithms", nargs="+", default=["grpo", "grpo_saw", "gdpo", "gdpo_saw"])
+    ap.add_argument("--tasks", nargs="+", default=None, help="only these tasks (default: all of the grid's)")
+    ap.add_argument("--algorithms", nargs="+", default=None, help="default: the grid's (conf/sweep/)")
     ap.add_argument("--seeds", nargs="+", type=int, default=None)
     ap.add_argument("--output-root", default="outputs")
     ap.add_argument("--results", default="results")
@@ -79,32 +91,39 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for training, e.g. trainer.total_steps=10")
     args = ap.parse_args()
 
-    prefix, seeds, extra, eval_records = PROFILES[args.profile]
-    seeds = args.seeds if args.seeds is not None else seeds
+    sweeps, profile_seeds, extra, eval_records = PROFILES[args.profile]
     eval_records = args.eval_records if args.eval_records is not None else eval_records
+    grid = []  # (experiment, task, algorithms, seeds)
+    for sweep in sweeps:
+        params = sweep_grid(sweep)
+        for exp in params["experiment"]:
+            task = experiment_task(exp)
+            if args.tasks is None or task in args.tasks:
+                seeds = args.seeds or profile_seeds or [int(x) for x in params["seed"]]
+                grid.append((exp, task, args.algorithms or params["algorithm"], seeds))
     py = sys.executable
     logs = ROOT / args.output_root / "logs"
     t_start = time.time()
     timings: dict[str, float] = {}
 
     t0 = time.time()
-    sh([py, "scripts/prepare_model.py"] + (["model=qwen2.5-1.5b"] if prefix == "paper" else []), logs / "prepare.log")
+    paper = args.profile == "paper"
+    sh([py, "scripts/prepare_model.py"] + (["model=qwen2.5-1.5b"] if paper else []), logs / "prepare.log")
     timings["prepare model"] = time.time() - t0
 
     run_dirs = []
-    for task in args.tasks:
-        exp = EXPERIMENTS[(prefix, task)]
+    for exp, task, algorithms, seeds in grid:
         common = [f"experiment={exp}", f"output_root={args.output_root}"]
         t0 = time.time()
-        sh([py, "scripts/train.py", "-m", *common, f"algorithm={','.join(args.algorithms)}",
-            f"seed={','.join(map(str, seeds))}", *extra, *args.overrides], logs / f"train_{task}.log")
-        timings[f"train {task}"] = time.time() - t0
+        sh([py, "scripts/train.py", "-m", *common, f"algorithm={','.join(algorithms)}",
+            f"seed={','.join(map(str, seeds))}", *extra, *args.overrides], logs / f"train_{exp}.log")
+        timings[f"train {exp}"] = time.time() - t0
         exp_dir = ROOT / args.output_root / exp
         t0 = time.time()
         ev = [f"eval.max_records={eval_records}"] if eval_records else []
         base = exp_dir / f"{task}-base-s0"
         if not (base / "eval.json").exists():
-            sh([py, "scripts/evaluate.py", *common, *ev], logs / f"eval_{task}.log")
+            sh([py, "scripts/evaluate.py", *common, *ev], logs / f"eval_{exp}.log")
         # the SFT warm start (tool calling) is its own row: what RL starts from
         done_files = sorted(exp_dir.glob(f"{task}-*-s*/done.json"))
         sft_dir = exp_dir / f"{task}-sft-s0"
@@ -113,15 +132,15 @@ def main() -> None:
             if summary.get("start_model") != summary.get("base_model"):
                 if not (sft_dir / "eval.json").exists():
                     sh([py, "scripts/evaluate.py", *common, f"eval.model={summary['start_model']}",
-                        "eval.algorithm=sft", f"eval.out_dir={sft_dir}", *ev], logs / f"eval_{task}.log")
+                        "eval.algorithm=sft", f"eval.out_dir={sft_dir}", *ev], logs / f"eval_{exp}.log")
                 run_dirs.append(str(sft_dir))
-        for algo in args.algorithms:
+        for algo in algorithms:
             for seed in seeds:
                 run = exp_dir / f"{task}-{algo}-s{seed}"
                 if (run / "done.json").exists() and not (run / "eval.json").exists():
-                    sh([py, "scripts/evaluate.py", f"eval.run_dir={run}", *ev], logs / f"eval_{task}.log")
+                    sh([py, "scripts/evaluate.py", f"eval.run_dir={run}", *ev], logs / f"eval_{exp}.log")
                 run_dirs.append(str(run))
-        timings[f"evaluate {task}"] = time.time() - t0
+        timings[f"evaluate {exp}"] = time.time() - t0
         run_dirs.append(str(base))
 
     t0 = time.time()

@@ -8,12 +8,12 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from saw.rl.validation import validate_config
+from saw.rl.validation import ConfigError, validate_config
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 SWEEPS = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml"))
-ALGORITHMS = sorted(p.stem for p in (CONF / "algorithm").glob("*.yaml"))
+ALGORITHMS = sorted(p.stem for p in (CONF / "algorithm").glob("*.yaml") if not p.stem.startswith("_"))
 
 
 def _compose(overrides):
@@ -36,6 +36,13 @@ def test_algorithms_compose(algorithm):
     cfg = _compose([f"algorithm={algorithm}"])
     validate_config(cfg)
     assert cfg.algorithm.name == algorithm
+    base = OmegaConf.load(CONF / "algorithm" / "_base.yaml")
+    assert set(base) <= set(cfg.algorithm)  # every algorithm carries the shared keys
+
+
+def test_the_base_algorithm_file_is_not_an_algorithm():
+    with pytest.raises(ConfigError, match="algorithm.name is not set: conf/algorithm/_base.yaml is the shared base"):
+        validate_config(_compose(["algorithm=_base"]))
 
 
 def test_paper_settings_match_design():

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from rollout import ENGINES
 from saw.algo.advantages import WHITEN_MODES, resolve_algorithm
 from saw.algo.policy_loss import AGG_MODES, KL_ESTIMATORS
@@ -31,6 +33,10 @@ def _choice(value: Any, valid, key: str) -> None:
 def validate_config(cfg: Any, world_size: int = 1) -> None:
     """Raise ConfigError for a config the trainer cannot run."""
     a, t, s = cfg.algorithm, cfg.trainer, cfg.sampling
+    missing = [key for key in ("name", "estimator", "weighting") if OmegaConf.is_missing(a, key)]
+    if missing:
+        raise ConfigError(f"algorithm.{missing[0]} is not set: conf/algorithm/_base.yaml is the shared base of the "
+                          "algorithm files, not an algorithm; choose one with algorithm=<file in conf/algorithm>")
     try:
         _, w_name = resolve_algorithm(str(a.estimator), str(a.weighting))
         # built once here so that bad options fail before any model loads

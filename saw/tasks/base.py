@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Hashable
 
 from saw.core.config import to_plain
+from saw.core.tokens import chat_template_ids
 from saw.core.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -182,24 +183,6 @@ def normalise_text(text: str) -> str:
 
 
 # ----------------------------------------------------------------------------- the task
-def chat_template_ids(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> list[int]:
-    """Token ids of ``messages`` rendered by the tokenizer's chat template with the generation prompt.
-
-    Handles both return types of ``apply_chat_template(tokenize=True)``: a list of ids
-    (transformers 4) and a ``BatchEncoding`` (transformers 5).
-    """
-    out = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
-    if isinstance(out, Mapping) or hasattr(out, "keys"):
-        out = out["input_ids"]
-    if hasattr(out, "tolist"):
-        out = out.tolist()
-    if out and isinstance(out[0], (list, tuple)):  # batched form of a single conversation
-        if len(out) != 1:
-            raise ValueError(f"expected one tokenised conversation, got {len(out)}")
-        out = out[0]
-    return [int(t) for t in out]
-
-
 @dataclass
 class Task:
     """A dataset with its splits and reward config; see the module docstring for the record format.

@@ -17,7 +17,8 @@ from transformers import AutoTokenizer
 
 from saw.models.prepare import default_model_path, prepare_model
 from saw.tasks import build_task
-from saw.tasks.base import SPLITS, Task, chat_template_ids
+from saw.core.tokens import chat_template_ids
+from saw.tasks.base import SPLITS, Task
 
 
 def length_summary(lengths: Sequence[int]) -> dict[str, float]:

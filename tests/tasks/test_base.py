@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from saw.tasks import TASKS, Task, TaskDataError, build_task
-from saw.tasks.base import carve_split, chat_template_ids, check_record, subsample
+from saw.core.tokens import chat_template_ids
+from saw.tasks.base import carve_split, check_record, subsample
 from saw.tasks.stats import length_summary
 
 
