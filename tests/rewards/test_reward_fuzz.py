@@ -59,19 +59,20 @@ def in_range(values, reward):
     return all(isinstance(v, float) and not math.isnan(v) and reward.min <= v <= reward.max for v in values)
 
 
-@settings(max_examples=400, deadline=None)
-@given(st.lists(completion, min_size=1, max_size=4), toolrl_text(allow_nan=False))
-def test_toolcall_rewards_never_raise_and_stay_in_range(completions, ground_truth):
+@pytest.mark.parametrize("rules", ["toolrl", "strict"])
+@settings(max_examples=300, deadline=None)
+@given(completions=st.lists(completion, min_size=1, max_size=4), ground_truth=toolrl_text(allow_nan=False))
+def test_toolcall_rewards_never_raise_and_stay_in_range(rules, completions, ground_truth):
     records = [{"id": str(i), "ground_truth": ground_truth} for i in range(len(completions))]
     for name in ("toolcall_format", "toolcall_correctness"):
-        reward = build_reward(name)
+        reward = build_reward(name, rules=rules)
         values = reward(completions, records)
         assert len(values) == len(completions) and in_range(values, reward)
         assert reward.failures == 0  # handled by the rules themselves, not the safety net
-    assert all(format_reward(c, ground_truth) in (0.0, 1.0) for c in completions)
+    assert all(format_reward(c, ground_truth, rules) in (0.0, 1.0) for c in completions)
     # the ground truth scores full marks against itself
-    assert format_reward(ground_truth, ground_truth) == 1.0
-    assert correctness_reward(ground_truth, ground_truth) == (3.0 if "<tool_call>" in ground_truth else 0.0)
+    assert format_reward(ground_truth, ground_truth, rules) == 1.0
+    assert correctness_reward(ground_truth, ground_truth, rules) == (3.0 if "<tool_call>" in ground_truth else 0.0)
 
 
 @settings(max_examples=300, deadline=None)
