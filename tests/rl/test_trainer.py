@@ -12,6 +12,7 @@ from hydra import compose, initialize_config_dir
 
 from saw.rl.validation import ConfigError, validate_config
 from saw.core.io import read_metrics
+from saw.rl.job import run_training
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +41,6 @@ def make_cfg(tiny_model_dir, tmp_path, *extra):
 
 @pytest.mark.parametrize("algorithm", ["grpo", "gdpo", "grpo_saw", "gdpo_saw", "grpo_nostd", "grpo_gradient"])
 def test_two_steps_per_algorithm(algorithm, tiny_model_dir, tmp_path):
-    from saw.rl.job import run_training
 
     cfg = make_cfg(tiny_model_dir, tmp_path, f"algorithm={algorithm}")
     run_dir = tmp_path / "run"
@@ -74,7 +74,6 @@ def test_shared_prefix_forward_gives_the_same_training(tiny_model_dir, tmp_path)
     """The shared-prefix update is exact: same rewards, losses and gradients as padded sequences,
     also with two PPO epochs (old logprobs recomputed). One mini-batch: the two layouts shuffle
     samples differently, so with several mini-batches their optimizer steps would see other samples."""
-    from saw.rl.job import run_training
 
     common = ["algorithm=grpo_saw", "task=summarize", "sampling.n=4", "sampling.max_new_tokens=12",
               "trainer.ppo_epochs=2", "trainer.mini_batches=1", "trainer.micro_batch_size=4",
@@ -92,7 +91,6 @@ def test_shared_prefix_forward_gives_the_same_training(tiny_model_dir, tmp_path)
 
 
 def test_resume_reproduces_uninterrupted_run(tiny_model_dir, tmp_path):
-    from saw.rl.job import run_training
 
     # a 3-word budget makes the tiny random model's word counts matter: rewards vary within groups
     common = ["algorithm=gdpo_saw", "task=summarize", "trainer.total_steps=4", "sampling.max_new_tokens=12", "sampling.n=4",
@@ -114,21 +112,19 @@ def test_resume_reproduces_uninterrupted_run(tiny_model_dir, tmp_path):
                 assert ra[key] == pytest.approx(rb[key], rel=1e-5, abs=1e-6), (ra["step"], key)
 
 
-def test_bad_configs_fail_before_loading(tiny_model_dir, tmp_path):
-    cfg = make_cfg(tiny_model_dir, tmp_path, "trainer.mini_batches=3")
-    with pytest.raises(ConfigError, match="mini_batches"):
-        validate_config(cfg)
-    cfg = make_cfg(tiny_model_dir, tmp_path, "algorithm.estimator=ppo")
-    with pytest.raises(ConfigError, match="valid names"):
-        validate_config(cfg)
-    cfg = make_cfg(tiny_model_dir, tmp_path, "trainer.precision=fp8")
-    with pytest.raises(ConfigError, match="bf16_autocast"):
-        validate_config(cfg)
-    cfg = make_cfg(tiny_model_dir, tmp_path, "algorithm.weights=[1,2,3]")
-    with pytest.raises(ConfigError, match="3 entries"):
-        validate_config(cfg)
-    from saw.rl.job import run_training
+@pytest.mark.parametrize("override, match", [
+    ("trainer.mini_batches=3", "mini_batches"),
+    ("algorithm.estimator=ppo", "valid names"),
+    ("trainer.precision=fp8", "bf16_autocast"),
+    ("algorithm.weights=[1,2,3]", "3 entries"),
+    ("trainer.clip_ratio_c=0.5", "clip_ratio_c=0.5 must be > 1"),
+])
+def test_bad_configs_fail_before_loading(tiny_model_dir, tmp_path, override, match):
+    with pytest.raises(ConfigError, match=match):
+        validate_config(make_cfg(tiny_model_dir, tmp_path, override))
 
+
+def test_missing_model_and_unknown_algorithm_fail_before_writing(tiny_model_dir, tmp_path):
     cfg = make_cfg(tiny_model_dir, tmp_path, "model.path=/nonexistent/model", "model.source=hf")
     with pytest.raises(ConfigError, match="/nonexistent/model does not exist"):
         run_training(cfg, tmp_path / "bad")
