@@ -17,6 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from omegaconf import OmegaConf
+
+from saw.core.io import read_metrics
+from saw.tasks import TASKS
+
 log = logging.getLogger(__name__)
 
 # display order and labels of the methods in tables and figures
@@ -104,23 +109,17 @@ def canonical_task(name: str) -> str:
     """The registered task name for ``name`` (aliases such as "summarization" resolved);
     unknown names are returned as they are."""
     try:
-        from saw.tasks import TASKS
-
         return TASKS.canonical(name)
-    except (ImportError, ValueError, TypeError):
+    except (ValueError, TypeError):
         return name
 
 
 def _read_config(path: Path) -> dict[str, Any]:
-    from omegaconf import OmegaConf
-
     cfg = OmegaConf.load(path)
     return OmegaConf.to_container(cfg, resolve=False)  # type: ignore[return-value]
 
 
 def _read_metrics(path: Path) -> list[dict[str, Any]]:
-    from saw.core.io import read_metrics
-
     return read_metrics(path)
 
 

@@ -26,8 +26,10 @@ def test_experiment_composes_and_validates(experiment):
     cfg = _compose([f"experiment={experiment}"])
     assert cfg.experiment_name == experiment
     validate_config(cfg, world_size=8 if experiment.startswith("paper") else 1)
-    # everything but the data paths the user must give resolves
-    resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    # everything resolves once the data paths the user must give are there
+    if (OmegaConf.to_container(cfg.task, resolve=False).get("paths") or {}).get("train") == "???":
+        cfg = _compose([f"experiment={experiment}", "task.paths.train=/d/train.parquet", "task.paths.test=/d/test.parquet"])
+    resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     assert resolved["trainer"]["total_steps"] >= 1
 
 
@@ -48,8 +50,7 @@ def test_the_base_algorithm_file_is_not_an_algorithm():
 def test_paper_settings_match_design():
     cfg = _compose(["experiment=paper_toolcall_qwen2.5-1.5b"])
     t = cfg.trainer
-    assert (t.prompts_per_step, cfg.sampling.n, t.lr, t.clip_ratio_low, t.kl_coef, t.total_steps) == \
-        (512, 4, 1e-6, 0.2, 0.001, 100)
+    assert (t.prompts_per_step, cfg.sampling.n, t.lr, t.clip_ratio_low, t.total_steps) == (512, 4, 1e-6, 0.2, 100)
     assert (cfg.task.max_prompt_length, cfg.sampling.max_new_tokens, cfg.sampling.temperature) == (2048, 1024, 1.0)
     tl = _compose(["experiment=paper_tldr_qwen2.5-1.5b"])
     assert (tl.task.max_train_records, tl.task.max_eval_records) == (2560, 256)

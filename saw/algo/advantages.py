@@ -4,9 +4,10 @@
 ...) on the reward matrix and feeds the weights to the configured estimator::
 
     grpo        R = sum_k w_k r_k;  A = (R - mean_group(R)) / (std_group(R) + eps)
-    grpo_nostd  R = sum_k w_k r_k;  A = R - mean_group(R)              (Dr.GRPO)
+    grpo_nostd  R = sum_k w_k r_k;  A = R - mean_group(R)              (Dr.GRPO's advantage)
     gdpo        A_k = (r_k - mean_group(r_k)) / (std_group(r_k) + eps)  per reward k
-                A = whiten_batch(sum_k c_k A_k),  c_k = K w_k for normalised weightings (SAW)
+                A = whiten_batch(sum_k c_k A_k),  c_k = K w_k for normalised weightings (SAW);
+                whitening per token by default, as the SAW authors' code (verl's masked_whiten)
 
 Group statistics use the unbiased (ddof=1) std, as verl does; a group of one gets advantage 0.
 NaN rewards ("not applicable") contribute 0 to the GRPO sum and are left out of the GDPO group
@@ -88,11 +89,15 @@ def group_normalise(
 
 
 def whiten_advantages(advantages: Tensor, *, mode: str = "sequence", token_counts: Tensor | None = None,
-           eps: float = 1e-6) -> Tensor:
+                      eps: float = 1e-6, token_eps: float = 1e-8) -> Tensor:
     """Batch whitening of advantages Tensor[N].
 
-    sequence: every response counts once. token: every response counts with its number of
-    valid tokens (verl's masked whitening over a [N, T] advantage broadcast; the authors' code).
+    sequence: every response counts once, ``(A - mean) / (std + eps)`` (unbiased std; TRL's GDPO).
+    token: verl's ``masked_whiten`` over the [N, T] broadcast of A, as the SAW authors' GDPO does:
+        every response counts with its number of valid tokens n_i (``token_counts``), the variance
+        is unbiased over the M = sum_i n_i tokens, and ``(A - mean) * rsqrt(var + token_eps)``
+        (token_eps 1e-8 inside the square root, verl/utils/torch_functional.py ``masked_whiten``).
+        Without ``token_counts`` every response counts as one token.
     """
     if mode == "none":
         return advantages
@@ -101,38 +106,44 @@ def whiten_advantages(advantages: Tensor, *, mode: str = "sequence", token_count
             return torch.zeros_like(advantages)
         return (advantages - advantages.mean()) / (advantages.std() + eps)
     if mode == "token":
-        if token_counts is None:
-            raise ValueError("whiten='token' needs token_counts (the response lengths)")
-        w = token_counts.to(advantages.dtype)
+        w = torch.ones_like(advantages) if token_counts is None else token_counts.to(advantages.dtype)
         total = w.sum()
         if total < 2:
             return torch.zeros_like(advantages)
         mean = (w * advantages).sum() / total
         var = (w * (advantages - mean).pow(2)).sum() / total * (total / (total - 1))
-        return (advantages - mean) / (var.sqrt() + eps)
+        return (advantages - mean) * torch.rsqrt(var + token_eps)
     raise ValueError(f"unknown whiten mode {mode!r}; valid modes: {', '.join(WHITEN_MODES)}")
 
 
 @ESTIMATORS.register("grpo")
 def grpo_advantages(rewards, coeffs, group_index, num_groups, *, eps=1e-6, whiten="none",
-                    token_counts=None):
-    """GRPO: scalarise with the weights, then per-group (R - mean) / (std + eps). -> A[N]."""
-    total = torch.nan_to_num(rewards, nan=0.0) @ coeffs
+                    token_counts=None, penalty=None):
+    """GRPO: scalarise with the weights (minus ``penalty`` Tensor[N], e.g. a KL in the reward),
+    then per-group (R - mean) / (std + eps). -> A[N]."""
+    total = _scalarise(rewards, coeffs, penalty)
     adv = group_normalise(total, group_index, num_groups, eps=eps, scale=True)
     return whiten_advantages(adv, mode=whiten, token_counts=token_counts, eps=eps), {"scalar_reward": total}
 
 
-@ESTIMATORS.register("grpo_nostd", aliases=("drgrpo", "dr_grpo"))
+@ESTIMATORS.register("grpo_nostd")
 def grpo_nostd_advantages(rewards, coeffs, group_index, num_groups, *, eps=1e-6, whiten="none",
-                          token_counts=None):
-    """GRPO without the std division (Dr.GRPO): A = R - mean_group(R). -> A[N]."""
-    total = torch.nan_to_num(rewards, nan=0.0) @ coeffs
+                          token_counts=None, penalty=None):
+    """GRPO without the std division: A = R - mean_group(R). -> A[N]. (Dr.GRPO also changes the
+    loss normaliser: conf/algorithm/drgrpo.yaml.)"""
+    total = _scalarise(rewards, coeffs, penalty)
     adv = group_normalise(total, group_index, num_groups, eps=eps, scale=False)
     return whiten_advantages(adv, mode=whiten, token_counts=token_counts, eps=eps), {"scalar_reward": total}
 
 
-@ESTIMATORS.register("gdpo", per_reward=True, default_whiten="sequence")
-def gdpo_advantages(rewards, coeffs, group_index, num_groups, *, eps=1e-6, whiten="sequence",
+def _scalarise(rewards: Tensor, coeffs: Tensor, penalty: Tensor | None) -> Tensor:
+    """R = sum_k c_k r_k (NaN counts 0) - penalty: Tensor[N, K] -> Tensor[N]."""
+    total = torch.nan_to_num(rewards, nan=0.0) @ coeffs
+    return total if penalty is None else total - penalty.to(total.dtype)
+
+
+@ESTIMATORS.register("gdpo", per_reward=True, default_whiten="token")
+def gdpo_advantages(rewards, coeffs, group_index, num_groups, *, eps=1e-6, whiten="token",
                     token_counts=None):
     """GDPO: normalise every reward within its group, sum with the weights, whiten. -> A[N]."""
     per_reward = group_normalise(rewards, group_index, num_groups, eps=eps, scale=True)  # [N, K]
@@ -164,6 +175,7 @@ def compute_advantages(
     eps: float = 1e-6,
     whiten: str | None = None,
     token_counts: Tensor | None = None,
+    penalty: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Advantages Tensor[N] for rewards Tensor[N, K] and group ids Tensor[N].
 
@@ -173,7 +185,9 @@ def compute_advantages(
     (dynamic weightings); default all ones. ``reward_min`` Tensor[K] is each reward's theoretical
     minimum (required by weightings that declare ``needs_reward_min``, e.g. SAW; defaults to the
     batch minimum for the other weightings' CV report). ``whiten`` defaults to the estimator's
-    own convention (its ``default_whiten``).
+    own convention (its ``default_whiten``). ``penalty`` Tensor[N] is subtracted from the
+    scalarised reward (the authors' KL-in-reward of plain GRPO); only estimators that scalarise the
+    rewards (not ``per_reward`` ones) accept it.
 
     Returns (advantages Tensor[N] in the dtype of ``rewards``, info) where info holds "cv"
     Tensor[K], "weights" Tensor[K] (the coefficients actually applied) and estimator extras.
@@ -215,8 +229,16 @@ def compute_advantages(
     if mode not in WHITEN_MODES:
         raise ValueError(f"unknown whiten mode {mode!r}; valid modes: {', '.join(WHITEN_MODES)}")
     tc = token_counts.to(device) if token_counts is not None else None
+    extra_args = {}
+    if penalty is not None:
+        if est_meta.get("per_reward"):
+            raise ValueError(f"estimator {est_name!r} combines per-reward advantages and takes no reward penalty "
+                             "(e.g. kl.reward_coef); use a scalarising estimator (grpo, grpo_nostd) or a KL loss")
+        if penalty.shape != (n,):
+            raise ValueError(f"penalty must be a Tensor[{n}], got shape {tuple(penalty.shape)}")
+        extra_args["penalty"] = penalty.detach().to(device=device, dtype=torch.float64)
     index, num_groups = group_index_of(group_ids.to(device))
     adv, extra = ESTIMATORS.get(est_name)(r, coeffs, index, num_groups, eps=eps, whiten=mode,
-                                          token_counts=tc)
+                                          token_counts=tc, **extra_args)
     info = {**info, **extra, "weights": coeffs}
     return adv.to(out_dtype), {key: val.to(out_dtype) for key, val in info.items()}

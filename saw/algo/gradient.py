@@ -7,10 +7,20 @@ mirror-descent (exponentiated-gradient) step on the simplex::
 
     w <- softmax(log w + eta * s / lambda)        eta: the current lr (or a fixed value), lambda: config
 
-Options (``algorithm.gradient`` in the config): ``lam`` (lambda), ``eta`` (None = the current
-learning rate), ``clip_norm`` (each g_k is scaled to at most this norm before the inner products;
-None = no clipping), ``layer_span`` (fractions [lo, hi) of the decoder depth whose parameters
-enter g_k; None = all parameters).
+Options (``algorithm.gradient`` in the config), defaults as Lu et al.'s code
+(yining610/dynamic-reward-weighting: ray_trainer_optimization.py, dp_actor.py ``compute_gradients``,
+run_qwen3-8b_multiobjective_optimization.sh):
+
+- ``lam`` (lambda, their ``regularization_factor``): 1e-5 in their Qwen3-8B GRPO scripts;
+- ``eta``: None = the optimizer's current learning rate (their ``lr_t``);
+- ``clip_norm``: each g_k is scaled to norm <= clip_norm, the norm taken over ALL parameters
+  before the layer subset (their ``clip_grad_norm_(max_norm=grad_clip=1.0)``); None = no clipping;
+- ``layer_span``: fractions [lo, hi) of the decoder depth whose parameters enter g_k. Their
+  scripts use layers 10-25 of Qwen3-8B's 36 (``target_layer_ids``), i.e. [10/36, 26/36) =
+  [0.278, 0.722); for other depths the same relative span (rounded to whole layers). None = all.
+
+Each objective's loss is the update's own loss (PPO surrogate with the configured aggregation, KL
+loss and entropy terms), as theirs includes the KL loss.
 
 The rewards are then scalarised with w for the real update (a normalised weighting, so the GDPO
 host applies K * w like SAW). The weights are state: the trainer saves them in checkpoints and
@@ -40,7 +50,7 @@ class GradientWeighting(Weighting):
     normalized = True
     needs_gradients = True
 
-    def __init__(self, num_rewards: int, *, lam: float = 1.0, eta: float | None = None,
+    def __init__(self, num_rewards: int, *, lam: float = 1e-5, eta: float | None = None,
                  clip_norm: float | None = None, layer_span: Iterable[float] | None = None,
                  eps: float = 1e-6, **options: Any):
         super().__init__(num_rewards, **options)
@@ -60,9 +70,9 @@ class GradientWeighting(Weighting):
         """Per-objective gradients from the probe, influences, one mirror-descent step."""
         index, g = group_index_of(probe.group_ids)
         per_reward = group_normalise(probe.rewards.double(), index, g, eps=self.eps)  # [N, K]
-        grads = probe.objective_gradients(per_reward, layer_span=self.layer_span)  # [K, P]
+        grads, full_norms = probe.objective_gradients(per_reward, layer_span=self.layer_span)  # [K, P], [K]
         if self.clip_norm is not None:
-            grads = clip_rows(grads, self.clip_norm)
+            grads = clip_rows(grads, self.clip_norm, norms=full_norms)
         influence = influence_from_grads(grads)
         eta = self.eta if self.eta is not None else float(probe.lr)
         self.weights = mirror_descent_step(self.weights, influence, eta, self.lam)
@@ -87,10 +97,11 @@ class GradientWeighting(Weighting):
         self.weights = w
 
 
-def clip_rows(grads: Tensor, max_norm: float) -> Tensor:
-    """Scale each row of Tensor[K, P] to norm <= max_norm (rows already shorter are unchanged)."""
-    norms = grads.double().norm(dim=1, keepdim=True)
-    scale = (max_norm / norms.clamp(min=1e-30)).clamp(max=1.0)
+def clip_rows(grads: Tensor, max_norm: float, norms: Tensor | None = None) -> Tensor:
+    """Scale each row k of Tensor[K, P] by min(1, max_norm / norm_k), with ``norms`` Tensor[K]
+    (default: the rows' own norms; the +Gradient weighting passes the norms over all parameters)."""
+    norms = grads.double().norm(dim=1) if norms is None else norms.double()
+    scale = (max_norm / norms.clamp(min=1e-30)).clamp(max=1.0).unsqueeze(1)
     return (grads.double() * scale).to(grads.dtype)
 
 

@@ -109,9 +109,11 @@ class WeightingProbe(Protocol):
     group_ids: Tensor  # [N] prompt group of each response
     lr: float  # the optimizer's current learning rate
 
-    def objective_gradients(self, advantages: Tensor, *, layer_span: tuple[float, float] | None = None) -> Tensor:
-        """Policy-gradient vectors Tensor[K, P] of the surrogate of each advantage column [N, K]
-        (parameters restricted to the decoder layers in ``layer_span``, fractions of the depth)."""
+    def objective_gradients(self, advantages: Tensor, *,
+                            layer_span: tuple[float, float] | None = None) -> tuple[Tensor, Tensor]:
+        """(grads Tensor[K, P], full_norms Tensor[K]): the policy gradient of the surrogate of each
+        advantage column [N, K], restricted to the parameters of the decoder layers in ``layer_span``
+        (fractions of the depth; None = all), and each gradient's norm over ALL parameters."""
 
 
 class Weighting:

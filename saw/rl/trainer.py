@@ -37,7 +37,7 @@ from rollout import build_engine
 from rollout.base import SamplingConfig
 from saw.algo.advantages import compute_advantages
 from saw.algo.gradient import per_objective_gradients
-from saw.algo.policy_loss import PolicyLossConfig, policy_loss
+from saw.algo.policy_loss import PolicyLossConfig, kl_penalty, masked_sum, policy_loss
 from saw.algo.weighting import build_weighting
 from saw.core.config import to_plain, to_plain_value
 from saw.rl import distributed as dist_utils
@@ -118,8 +118,10 @@ class RLTrainer:
                                    total_optimizer_steps=opt_steps,
                                    trust_remote_code=bool(cfg.model.get("trust_remote_code", False)))
         self.autocast = autocast_dtype(self.tcfg.precision)
+        self.kl = cfg.get("kl") or {}
+        self.reward_kl_coef = float(self.kl.get("reward_coef") or 0.0)
         self.ref_model = None
-        if float(self.tcfg.kl_coef) > 0 and self.tcfg.get("use_reference", True):
+        if float(self.kl.get("loss_coef") or 0.0) > 0 or self.reward_kl_coef > 0:
             self.ref_model = load_causal_lm(self.model_path, precision=self.tcfg.precision).eval()
             for p in self.ref_model.parameters():
                 p.requires_grad_(False)
@@ -127,8 +129,9 @@ class RLTrainer:
             clip_ratio_low=float(self.tcfg.clip_ratio_low),
             clip_ratio_high=None if self.tcfg.clip_ratio_high is None else float(self.tcfg.clip_ratio_high),
             dual_clip_c=None if self.tcfg.get("clip_ratio_c") is None else float(self.tcfg.clip_ratio_c),
-            loss_agg_mode=str(self.tcfg.loss_agg_mode), kl_coef=float(self.tcfg.kl_coef),
-            kl_estimator=str(self.tcfg.kl_estimator), entropy_coef=float(self.tcfg.entropy_coef))
+            loss_agg_mode=str(cfg.algorithm.get("loss_agg_mode") or self.tcfg.loss_agg_mode),
+            kl_coef=float(self.kl.get("loss_coef") or 0.0), kl_estimator=str(self.kl.get("loss_estimator", "k3")),
+            entropy_coef=float(self.tcfg.entropy_coef))
 
         self.rollout = None
         if self.rank == 0:
@@ -212,11 +215,33 @@ class RLTrainer:
         diagnostics = self.weighting.update(_TrainerProbe(self, data))
         lengths = torch.tensor([len(c) for c in data.completion_ids], dtype=torch.float64)
         weights = None if a.get("weights") is None else list(a.weights)
+        penalty = self.reward_kl_coef * self.sequence_kl(data) if self.reward_kl_coef > 0 else None
         adv, info = compute_advantages(
             data.rewards, data.group_ids, estimator=str(a.estimator), weighting=self.weighting,
             weights=weights, reward_min=self.reward_min, delta=float(a.delta), eps=float(a.eps),
-            whiten=a.get("whiten"), token_counts=lengths)
+            whiten=a.get("whiten"), token_counts=lengths, penalty=penalty)
+        if penalty is not None:
+            info["reward_kl_penalty"] = penalty
         return adv, {**info, **{f"weighting/{key}": val for key, val in diagnostics.items()}}
+
+    @torch.no_grad()
+    def sequence_kl(self, data: StepData) -> torch.Tensor:
+        """sum_t KL_t(policy || reference) of every response, Tensor[N] (float64), with the
+        ``kl.reward_estimator`` on the sampled tokens, before the update (verl's old_log_prob).
+        Each rank scores its own micro-batches; a sum over ranks fills the whole vector."""
+        micro_batches = self._local_micro_batches(data)
+        policy = self._no_grad_logprobs(self.engine.module, data, micro_batches)
+        ref = self._no_grad_logprobs(self.ref_model, data, micro_batches)
+        out = torch.zeros(len(data.completion_ids), dtype=torch.float64)
+        estimator = str(self.kl.get("reward_estimator", "k1"))
+        for rows, lp, ref_lp in zip(micro_batches, policy, ref):
+            t = min(lp.shape[1], ref_lp.shape[1])
+            lengths = torch.tensor([len(data.completion_ids[int(r)]) for r in rows])
+            mask = (torch.arange(t).unsqueeze(0) < lengths.unsqueeze(1)).to(lp.dtype)
+            out[rows] = masked_sum(kl_penalty(lp[:, :t].float(), ref_lp[:, :t].float(), estimator), mask, dim=-1).double()
+        if self.world > 1:
+            torch.distributed.all_reduce(out)
+        return out
 
     def _local_micro_batches(self, data: StepData) -> list[torch.Tensor]:
         """This rank's share of the step's samples, as micro-batches of sample indices.
@@ -269,21 +294,23 @@ class RLTrainer:
         return float(sum(len(rows) for rows in micro_batches))
 
     def objective_gradients(self, data: StepData, advantages: torch.Tensor,
-                            layer_span: tuple[float, float] | None = None) -> torch.Tensor:
-        """Flattened policy gradients Tensor[K, P] of the surrogate of each advantage column
-        advantages Tensor[N, K], over this step's micro-batches, averaged over ranks.
+                            layer_span: tuple[float, float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(grads Tensor[K, P], full_norms Tensor[K]): flattened policy gradients of the surrogate
+        of each advantage column advantages Tensor[N, K], over this step's micro-batches, averaged
+        over ranks, restricted to the decoder layers in ``layer_span``; norms over all parameters.
 
         The loss is the update's (same aggregation and normaliser, KL and entropy terms as
         configured) evaluated on-policy; the optimizer's ``.grad`` buffers are left untouched.
-        ``layer_span`` restricts the parameters to that fraction of the decoder layers.
         """
         micro_batches = self._local_micro_batches(data)
         adv_k = advantages.float()
         k = adv_k.shape[1]
         normalizer = self._normalizer(micro_batches, data)
         module = self.engine.module
-        params = select_parameters(module, layer_span)
-        ref_lps = self._no_grad_logprobs(self.ref_model, data, micro_batches) if self.ref_model is not None else None
+        params = select_parameters(module, None)
+        chosen = {id(p) for p in select_parameters(module, layer_span)}
+        kl_loss = self.ref_model is not None and self.loss_cfg.kl_coef > 0
+        ref_lps = self._no_grad_logprobs(self.ref_model, data, micro_batches) if kl_loss else None
 
         def micro_losses():
             for i, rows in enumerate(micro_batches):
@@ -303,7 +330,12 @@ class RLTrainer:
                 t /= self.world
             return t
 
-        return per_objective_gradients(params, micro_losses(), k, all_reduce=mean_over_ranks)
+        grads = per_objective_gradients(params, micro_losses(), k, all_reduce=mean_over_ranks)  # [K, P_all]
+        full_norms = grads.double().norm(dim=1)
+        if len(chosen) < len(params):
+            keep = torch.cat([torch.full((p.numel(),), id(p) in chosen) for p in params])
+            grads = grads[:, keep]
+        return grads, full_norms
 
     def update(self, data: StepData, adv: torch.Tensor) -> dict[str, float]:
         """PPO epochs x mini-batches x micro-batches on this rank's share of the samples."""
@@ -311,7 +343,8 @@ class RLTrainer:
         on_policy = int(self.tcfg.ppo_epochs) == 1 and int(self.tcfg.mini_batches) == 1
         module = self.engine.module
         old_lps = None if on_policy else self._no_grad_logprobs(module, data, micro_batches)
-        ref_lps = self._no_grad_logprobs(self.ref_model, data, micro_batches) if self.ref_model is not None else None
+        kl_loss = self.ref_model is not None and self.loss_cfg.kl_coef > 0
+        ref_lps = self._no_grad_logprobs(self.ref_model, data, micro_batches) if kl_loss else None
         sums: dict[str, float] = {}
         counts: dict[str, float] = {}
         norms = []
@@ -389,6 +422,8 @@ class RLTrainer:
         m.update(reward_stats(data.rewards, data.group_ids, self.reward_names, info, self.reward_min))
         if "scalar_reward" in info:
             m["reward/total/mean"] = float(info["scalar_reward"].double().mean())
+        if "reward_kl_penalty" in info:  # kl.reward_coef * sum_t KL_t, subtracted from the scalar reward
+            m["actor/reward_kl_penalty"] = float(info["reward_kl_penalty"].double().mean())
         m.update(tensor_stats("adv", adv))
         for key, val in info.items():  # per-reward diagnostics a weighting reported from its update
             if key.startswith("weighting/"):

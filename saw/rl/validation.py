@@ -13,7 +13,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from rollout import ENGINES
-from saw.algo.advantages import WHITEN_MODES, resolve_algorithm
+from saw.algo.advantages import ESTIMATORS, WHITEN_MODES, resolve_algorithm
 from saw.algo.policy_loss import AGG_MODES, KL_ESTIMATORS
 from saw.algo.weighting import build_weighting
 from saw.core.config import to_plain
@@ -40,7 +40,8 @@ def validate_config(cfg: Any, world_size: int = 1) -> None:
     try:
         _, w_name = resolve_algorithm(str(a.estimator), str(a.weighting))
         # built once here so that bad options fail before any model loads
-        weighting = build_weighting(w_name, 1, **to_plain(a.get(str(a.weighting)), allow_none=True))
+        num_rewards = len(cfg.task.get("rewards") or []) or 1
+        weighting = build_weighting(w_name, num_rewards, **to_plain(a.get(str(a.weighting)), allow_none=True))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"algorithm: {exc} (set algorithm=<file in conf/algorithm>)") from exc
     if a.get("whiten") is not None:
@@ -52,7 +53,18 @@ def validate_config(cfg: Any, world_size: int = 1) -> None:
     _choice(t.precision, PRECISIONS, "trainer.precision")
     _choice(t.lr_schedule, SCHEDULES, "trainer.lr_schedule")
     _choice(t.loss_agg_mode, AGG_MODES, "trainer.loss_agg_mode")
-    _choice(t.kl_estimator, KL_ESTIMATORS, "trainer.kl_estimator")
+    kl = cfg.get("kl") or {}
+    _choice(kl.get("loss_estimator", "k3"), KL_ESTIMATORS, "kl.loss_estimator")
+    _choice(kl.get("reward_estimator", "k1"), KL_ESTIMATORS, "kl.reward_estimator")
+    for key in ("loss_coef", "reward_coef"):
+        if float(kl.get(key) or 0.0) < 0:
+            raise ConfigError(f"kl.{key} must be >= 0, got {kl.get(key)}")
+    if float(kl.get("reward_coef") or 0.0) > 0 and ESTIMATORS.meta(resolve_algorithm(str(a.estimator), "static")[0]).get("per_reward"):
+        raise ConfigError(f"kl.reward_coef={kl.reward_coef} needs an estimator that scalarises the rewards (grpo, "
+                          f"grpo_nostd), not {a.estimator}: use kl=authors (reward KL for plain GRPO only), kl=uniform "
+                          "(a KL loss for every method) or kl=none")
+    if a.get("loss_agg_mode") is not None:
+        _choice(a.loss_agg_mode, AGG_MODES, "algorithm.loss_agg_mode")
     _choice(int(t.zero_stage), (0, 1, 2, 3), "trainer.zero_stage")
     for key in ("total_steps", "prompts_per_step", "ppo_epochs", "mini_batches", "micro_batch_size"):
         if int(t[key]) < 1:

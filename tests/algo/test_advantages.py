@@ -58,9 +58,10 @@ def ref_advantages(rows, groups, estimator, weighting, weights, rmin, eps=1e-6, 
         return ref_group_norm(total, groups, eps, scale=estimator == "grpo")
     per = [ref_group_norm([r[j] for r in rows], groups, eps) for j in range(k)]
     adv = [sum(coeffs[j] * per[j][i] for j in range(k)) for i in range(len(rows))]
+    # GDPO's default batch whitening: verl's masked_whiten, one token per response here
     m = sum(adv) / len(adv)
-    s = ref_std(adv)
-    return [(a - m) / (s + eps) for a in adv]
+    var = ref_std(adv) ** 2
+    return [(a - m) / math.sqrt(var + 1e-8) for a in adv]
 
 
 # ---------------------------------------------------------------- hand-computed cases
@@ -119,7 +120,7 @@ def test_group_of_one_gets_zero_and_unequal_groups():
 def test_token_whitening_matches_expanded_tokens():
     adv = torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64)
     lengths = torch.tensor([3, 1, 2, 4])
-    out = whiten_advantages(adv, mode="token", token_counts=lengths, eps=0.0)
+    out = whiten_advantages(adv, mode="token", token_counts=lengths, token_eps=0.0)
     expanded = adv.repeat_interleave(lengths)
     ref = (expanded - expanded.mean()) / expanded.std()
     torch.testing.assert_close(out.repeat_interleave(lengths), ref)

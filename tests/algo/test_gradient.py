@@ -98,7 +98,7 @@ class _FakeProbe:
 
     def objective_gradients(self, advantages, *, layer_span=None):
         self.seen = (advantages.clone(), layer_span)
-        return self._grads
+        return self._grads, self.full_norms
 
 
 def test_update_is_one_mirror_descent_step_on_clipped_gradients():
@@ -107,6 +107,7 @@ def test_update_is_one_mirror_descent_step_on_clipped_gradients():
     g1 = torch.tensor([3.0, 4.0, 0.0], dtype=torch.float64)  # norm 5 -> clipped to norm 1: [0.6, 0.8, 0]
     g2 = torch.tensor([0.0, 0.5, 0.0], dtype=torch.float64)  # norm 0.5 -> unchanged
     probe = _FakeProbe(r, groups, torch.stack([g1, g2]), lr=0.1)
+    probe.full_norms = torch.stack([g1.norm(), g2.norm()])  # the subset is the whole vector here
     weighting = build_weighting("gradient", 2, lam=0.5, clip_norm=1.0, layer_span=[0.25, 0.75])
     diag = weighting.update(probe)
     # hand computation: s_k = g_k . (g_1 + g_2) on the clipped rows
@@ -131,3 +132,34 @@ def test_update_is_one_mirror_descent_step_on_clipped_gradients():
 def test_bad_gradient_options_are_named(bad, match):
     with pytest.raises(ValueError, match=match):
         build_weighting("gradient", 2, **bad)
+
+
+def test_clipping_uses_the_norm_over_all_parameters():
+    """Lu et al. clip each objective's full gradient to norm 1, then take the layer subset: a
+    subset row is scaled by 1 / (its full norm), not by its own norm."""
+    r = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0], [0.0, 3.0]], dtype=torch.float64)
+    groups = torch.tensor([0, 0, 1, 1])
+    sub = torch.tensor([[0.3, 0.4], [0.1, 0.0]], dtype=torch.float64)  # subset norms 0.5 and 0.1
+    probe = _FakeProbe(r, groups, sub, lr=1.0)
+    probe.full_norms = torch.tensor([5.0, 0.5], dtype=torch.float64)  # full norms: clip row 0 by 5, row 1 not
+    weighting = build_weighting("gradient", 2, lam=1.0, clip_norm=1.0, layer_span=[0.25, 0.75])
+    diag = weighting.update(probe)
+    c1, c2 = [0.06, 0.08], [0.1, 0.0]
+    total = [c1[0] + c2[0], c1[1] + c2[1]]
+    expected = [c1[0] * total[0] + c1[1] * total[1], c2[0] * total[0] + c2[1] * total[1]]
+    torch.testing.assert_close(diag["influence"], torch.tensor(expected, dtype=torch.float64))
+
+
+def test_config_defaults_are_lu_et_al():
+    """conf/algorithm/grpo_gradient.yaml carries Lu et al.'s Qwen3-8B script values (lambda 1e-5,
+    eta = lr, clip 1.0, layers 10-25 of 36), and the span picks exactly those layers of 36."""
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    conf = Path(__file__).resolve().parents[2] / "conf" / "algorithm" / "grpo_gradient.yaml"
+    g = OmegaConf.load(conf).gradient
+    w = build_weighting("gradient", 2, **OmegaConf.to_container(g))
+    assert (w.lam, w.eta, w.clip_norm) == (1e-5, None, 1.0)
+    lo, hi = w.layer_span
+    assert [i for i in range(36) if lo * 36 <= i < hi * 36] == list(range(10, 26))

@@ -39,7 +39,7 @@ def make_cfg(tiny_model_dir, tmp_path, *extra):
         return compose("config", overrides=overrides)
 
 
-@pytest.mark.parametrize("algorithm", ["grpo", "gdpo", "grpo_saw", "gdpo_saw", "grpo_nostd", "grpo_gradient"])
+@pytest.mark.parametrize("algorithm", ["grpo", "gdpo", "grpo_saw", "gdpo_saw", "grpo_nostd", "drgrpo", "grpo_gradient"])
 def test_two_steps_per_algorithm(algorithm, tiny_model_dir, tmp_path):
 
     cfg = make_cfg(tiny_model_dir, tmp_path, f"algorithm={algorithm}")
@@ -68,6 +68,24 @@ def test_two_steps_per_algorithm(algorithm, tiny_model_dir, tmp_path):
     assert not (run_dir / "checkpoints").exists()  # removed once the run finished
     # a finished run is skipped when launched again
     assert run_training(cfg, run_dir)["steps"] == 2
+    if algorithm == "grpo_gradient":  # the stateful weighting reports its influences every step
+        assert all(f"reward/{n}/influence" in r for r in rows for n in names)
+    assert all(r[f"reward/{n}/failures"] == 0 for r in rows for n in names)
+
+
+def test_authors_kl_penalises_the_grpo_reward(tiny_model_dir, tmp_path):
+    """kl=authors: plain GRPO gets coef * sum_t KL_t (k1) subtracted from its reward. At step 1 the
+    policy is the reference (penalty 0); after an update at lr 1e-3 it is not (the entropy bonus
+    moves the policy even when the random model's rewards are flat)."""
+    cfg = make_cfg(tiny_model_dir, tmp_path, "algorithm=grpo", "kl=authors", "trainer.entropy_coef=0.5")
+    assert cfg.kl.reward_coef == 0.001 and cfg.kl.loss_coef == 0.0
+    run_training(cfg, tmp_path / "run")
+    rows = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert rows[0]["actor/reward_kl_penalty"] == pytest.approx(0.0, abs=1e-6)
+    assert rows[1]["actor/reward_kl_penalty"] != pytest.approx(0.0, abs=1e-9)
+    assert "actor/kl" not in rows[0]  # no KL loss term
+    saw_cfg = make_cfg(tiny_model_dir, tmp_path, "algorithm=grpo_saw", "kl=authors")
+    assert saw_cfg.kl.reward_coef == 0.0  # the SAW variants have no KL at all
 
 
 def test_shared_prefix_forward_gives_the_same_training(tiny_model_dir, tmp_path):
