@@ -259,16 +259,13 @@ def multiset_similarity(a: Iterable[Hashable], b: Iterable[Hashable]) -> float:
     return common / (size_a + size_b - common)
 
 
-def tool_call_score(predicted: Sequence[dict], target: Sequence[dict]) -> tuple[float, float]:
-    """ToolRL's partial-match score (S, S_max) of predicted calls against target calls.
-
-    S = name similarity + sum over target calls of the best unused predicted call with the same
-    name, scored as key-set similarity + number of target parameters whose value it matches
-    (a predicted call is only used when it scores above 0; ties go to the earliest);
-    S_max = 1 + sum over target calls of (1 + number of its parameters).
-    """
-    score = multiset_similarity([c["name"] for c in predicted], [c["name"] for c in target])
-    score_max = 1.0
+def _parameter_match_score(predicted: Sequence[Any], target: Sequence[dict],
+                           key_similarity, values_equal) -> tuple[float, float]:
+    """The per-call part of ToolRL's partial-match score (rlla.py lines 146-192), shared by both
+    rule sets: for each target call, the best unused predicted call with the same name, scored as
+    key similarity + number of target parameters whose value it matches (used only when it scores
+    above 0; ties go to the earliest). Returns (sum of the chosen scores, sum of (1 + #params))."""
+    score, score_max = 0.0, 0.0
     used: set[int] = set()
     for want in target:
         want_params = want["parameters"]
@@ -278,16 +275,29 @@ def tool_call_score(predicted: Sequence[dict], target: Sequence[dict]) -> tuple[
             if index in used or got["name"] != want["name"]:
                 continue
             got_params = got["parameters"]
-            value_matches = sum(
-                1 for key, value in want_params.items() if key in got_params and json_equal(got_params[key], value)
-            )
-            candidate = multiset_similarity(want_params.keys(), got_params.keys()) + value_matches
+            value_matches = sum(1 for key, value in want_params.items()
+                                if key in got_params and values_equal(got_params[key], value))
+            candidate = key_similarity(list(want_params.keys()), list(got_params.keys())) + value_matches
             if candidate > best_score:
                 best_score, best_index = candidate, index
+        # ToolRL tests the chosen call's truthiness (line 190): a dict with "name" is always truthy
         if best_index >= 0:
             used.add(best_index)
             score += best_score
     return score, score_max
+
+
+def tool_call_score(predicted: Sequence[dict], target: Sequence[dict]) -> tuple[float, float]:
+    """The strict rules' partial-match score (S, S_max) of predicted calls against target calls.
+
+    S = name similarity + sum over target calls of the best unused predicted call with the same
+    name, scored as key-set similarity + number of target parameters whose value it matches
+    (JSON equality; a predicted call is only used when it scores above 0; ties go to the earliest);
+    S_max = 1 + sum over target calls of (1 + number of its parameters).
+    """
+    names = multiset_similarity([c["name"] for c in predicted], [c["name"] for c in target])
+    score, score_max = _parameter_match_score(predicted, target, multiset_similarity, json_equal)
+    return names + score, 1.0 + score_max
 
 
 def toolrl_match_score(a: Sequence[Any], b: Sequence[Any]) -> float:
@@ -310,29 +320,9 @@ def toolrl_tool_call_score(predicted: Sequence[Any], target: Sequence[dict]) -> 
     is not an object or has no "name", an unhashable name, a same-name call whose "parameters" is
     missing or not an object) raises here too.
     """
-    target_names = [want["name"] for want in target]
-    predicted_names = [got["name"] for got in predicted]
-    score = toolrl_match_score(target_names, predicted_names)
-    score_max = 1.0
-    used: set[int] = set()
-    for want in target:
-        want_params = want["parameters"]
-        score_max += 1.0 + len(want_params)
-        best_score, best_index = 0.0, -1
-        for index, got in enumerate(predicted):
-            if index in used or got["name"] != want["name"]:
-                continue
-            got_params = got["parameters"]
-            key_score = toolrl_match_score(list(want_params.keys()), list(got_params.keys()))
-            value_matches = sum(1.0 for key, value in want_params.items() if key in got_params and got_params[key] == value)
-            candidate = key_score + value_matches
-            if candidate > best_score:
-                best_score, best_index = candidate, index
-        # ToolRL tests the chosen call's truthiness (line 190): a dict with "name" is always truthy
-        if best_index >= 0:
-            used.add(best_index)
-            score += best_score
-    return score, score_max
+    names = toolrl_match_score([want["name"] for want in target], [got["name"] for got in predicted])
+    score, score_max = _parameter_match_score(predicted, target, toolrl_match_score, lambda a, b: a == b)
+    return names + score, 1.0 + score_max
 
 
 # ---------------------------------------------------------------------------------- rewards
