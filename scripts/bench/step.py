@@ -253,14 +253,19 @@ class _Stop(Exception):
     """The parent asked a worker to stop."""
 
 
+def _start_worker(spec: dict[str, Any]) -> float:
+    """Quiet environment and the spec's thread count in a fresh worker; returns its start time."""
+    _quiet_env(spec["threads"])
+    import torch  # after _quiet_env: the thread variables must be set first
+
+    torch.set_num_threads(spec["threads"])
+    return time.perf_counter()
+
+
 def ours_worker(conn, spec: dict[str, Any]) -> None:
     """Child process: our RLTrainer, one ``train_step`` per "step" command."""
     try:
-        _quiet_env(spec["threads"])
-        import torch
-
-        torch.set_num_threads(spec["threads"])
-        t0 = time.perf_counter()
+        t0 = _start_worker(spec)
         with tempfile.TemporaryDirectory(prefix="bench-ours-") as out:
             from saw.rl.trainer import RLTrainer
 
@@ -289,11 +294,7 @@ def ours_worker(conn, spec: dict[str, Any]) -> None:
 def trl_worker(conn, spec: dict[str, Any]) -> None:
     """Child process: TRL's GRPOTrainer; a callback holds the loop at every step end until "step"."""
     try:
-        _quiet_env(spec["threads"])
-        import torch
-
-        torch.set_num_threads(spec["threads"])
-        t0 = time.perf_counter()
+        t0 = _start_worker(spec)
         from datasets import Dataset
         from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
         from trl import GRPOConfig, GRPOTrainer
@@ -318,7 +319,7 @@ def trl_worker(conn, spec: dict[str, Any]) -> None:
             total = spec["warmup"] + spec["steps"] + 1
             order = PromptSampler(len(task.train), int(cfg.seed)).take(0, spec["prompts"] * total)
             dataset = Dataset.from_list([trl_row(task.train[i]) for i in order])
-            model = AutoModelForCausalLM.from_pretrained(spec["model_path"], dtype=torch.float32)
+            model = AutoModelForCausalLM.from_pretrained(spec["model_path"], dtype="float32")
             per_micro, micro_batches = step_layout(spec)
             args = GRPOConfig(**trl_config_kwargs(spec, per_micro, micro_batches, out))
             timers = {"generate_s": 0.0, "tokens": 0, "rewards_s": 0.0, "score_s": 0.0, "prompt_ids": []}
