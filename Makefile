@@ -26,7 +26,7 @@ export PYTHONUNBUFFERED := 1
 REQS := requirements/cpu.txt requirements/dev.txt requirements/nodeps.txt pyproject.toml
 STAMP := $(VENV)/.installed
 
-.PHONY: help install test test-fast reproduce overhead prepare bench bench-core bench-rewards bench-rollout clean
+.PHONY: help install test test-fast reproduce overhead testbed prepare bench bench-core bench-rewards bench-rollout clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ overhead: $(STAMP) ## +SAW vs +Gradient per-step cost: 6 methods on embedded_too
 	$(PY) scripts/train.py -m +sweep=overhead
 	$(PY) scripts/make_tables.py "outputs/embedded_toolcall/toolcall-*-s0" --out results/overhead --no-figures
 	@cat results/overhead/overhead_toolcall.md
+
+testbed: $(STAMP) ## synthetic multi-objective testbed: every weighting x 20 seeds (mechanism instrument, ~8 min on 2 cores)
+	$(PY) scripts/testbed.py --out results/testbed
 
 prepare: $(STAMP) ## prepare the embedded model (SmolLM2-135M-Instruct from its GGUF file)
 	$(PY) scripts/prepare_model.py

@@ -25,7 +25,8 @@ from saw.tasks import TASKS
 log = logging.getLogger(__name__)
 
 # display order and labels of the methods in tables and figures
-METHOD_ORDER = ("base", "sft", "grpo", "grpo_saw", "gdpo", "gdpo_saw", "grpo_gradient", "gdpo_gradient", "grpo_nostd")
+METHOD_ORDER = ("base", "sft", "grpo", "grpo_saw", "gdpo", "gdpo_saw", "grpo_gradient", "gdpo_gradient",
+                "grpo_sa_mrpo", "gdpo_sa_mrpo", "grpo_mo", "gdpo_dvao", "grpo_nostd", "drgrpo")
 METHOD_LABELS = {
     "base": "Base model",
     "sft": "SFT warm start",
@@ -36,9 +37,15 @@ METHOD_LABELS = {
     "grpo_gradient": "GRPO+Gradient",
     "gdpo_gradient": "GDPO+Gradient",
     "grpo_nostd": "GRPO (no std)",
+    "drgrpo": "Dr.GRPO",
+    "grpo_sa_mrpo": "GRPO+SA-MRPO",
+    "gdpo_sa_mrpo": "GDPO+SA-MRPO",
+    "grpo_mo": "MO-GRPO",
+    "gdpo_dvao": "DVAO",
 }
 # method -> the host it is compared with in the overhead table
-HOST_OF = {"grpo_saw": "grpo", "gdpo_saw": "gdpo", "grpo_gradient": "grpo", "gdpo_gradient": "gdpo"}
+HOST_OF = {"grpo_saw": "grpo", "gdpo_saw": "gdpo", "grpo_gradient": "grpo", "gdpo_gradient": "gdpo",
+           "grpo_sa_mrpo": "grpo", "gdpo_sa_mrpo": "gdpo", "grpo_mo": "grpo", "gdpo_dvao": "gdpo"}
 
 
 def method_label(algorithm: str) -> str:

@@ -25,6 +25,7 @@ ALLOWED = {
     "saw.rl": {"saw.core", "saw.algo", "saw.models", "saw.tasks", "rewards", "rollout"},
     "eval": {"saw.core", "saw.models", "saw.tasks", "rewards", "rollout"},
     "saw.integrations": {"saw.core", "saw.algo", "rewards"},  # plug-ins for other trainers (TRL)
+    "saw.testbed": {"saw.core", "saw.algo"},  # synthetic testbed for the weighting mechanism
     "saw": {"saw.algo"},  # saw/__init__.py: the public names, loaded lazily
 }
 PROJECT = ("saw", "rewards", "rollout", "eval")

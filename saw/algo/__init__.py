@@ -8,5 +8,6 @@
 from saw.algo.advantages import ESTIMATORS, compute_advantages
 from saw.algo.weighting import WEIGHTINGS, saw_weights
 from saw.algo import gradient as _gradient  # noqa: F401  (registers the "gradient" weighting)
+from saw.algo import weightings_more as _more  # noqa: F401  (registers sa_mrpo, mo_grpo, dvao)
 
 __all__ = ["ESTIMATORS", "WEIGHTINGS", "compute_advantages", "saw_weights"]

@@ -171,6 +171,7 @@ def compute_advantages(
     weighting: str | Weighting = "static",
     weights: Sequence[float] | Tensor | None = None,
     reward_min: Sequence[float] | Tensor | None = None,
+    reward_max: Sequence[float] | Tensor | None = None,
     delta: float = 1e-8,
     eps: float = 1e-6,
     whiten: str | None = None,
@@ -184,7 +185,8 @@ def compute_advantages(
     ``weights`` are the static weights (weighting="static") or the priorities alpha
     (dynamic weightings); default all ones. ``reward_min`` Tensor[K] is each reward's theoretical
     minimum (required by weightings that declare ``needs_reward_min``, e.g. SAW; defaults to the
-    batch minimum for the other weightings' CV report). ``whiten`` defaults to the estimator's
+    batch minimum for the other weightings' CV report); ``reward_max`` Tensor[K] each reward's
+    theoretical maximum (for weightings that use it, e.g. SA-MRPO). ``whiten`` defaults to the estimator's
     own convention (its ``default_whiten``). ``penalty`` Tensor[N] is subtracted from the
     scalarised reward (the authors' KL-in-reward of plain GRPO); only estimators that scalarise the
     rewards (not ``per_reward`` ones) accept it.
@@ -221,8 +223,10 @@ def compute_advantages(
     if torch.any(~torch.isfinite(prio)):
         raise ValueError(f"weights must be finite, got {prio.tolist()}")
 
+    rmax = None if reward_max is None else _as_vector(reward_max, k, name="reward_max", dtype=torch.float64,
+                                                      device=device)
     with torch.no_grad():
-        w, info = w_obj(r, reward_min=rmin, priorities=prio, delta=delta)
+        w, info = w_obj(r, reward_min=rmin, priorities=prio, delta=delta, reward_max=rmax)
     est_meta = ESTIMATORS.meta(est_name)
     coeffs = w * k if (est_meta.get("per_reward") and w_obj.normalized) else w
     mode = whiten if whiten is not None else est_meta.get("default_whiten", "none")

@@ -80,7 +80,7 @@ class GradientWeighting(Weighting):
 
     @torch.no_grad()
     def __call__(self, rewards: Tensor, *, reward_min: Tensor, priorities: Tensor,
-                 delta: float = 1e-8) -> tuple[Tensor, dict[str, Tensor]]:
+                 delta: float = 1e-8, reward_max: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """The current weights (times the priorities); CV reported for comparison."""
         w = self.weights.to(dtype=rewards.dtype, device=rewards.device)
         cv = coefficient_of_variation(rewards, reward_min, delta)

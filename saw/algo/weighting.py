@@ -2,7 +2,8 @@
 
 A weighting is an object built by name (``build_weighting("saw", num_rewards=K)``)::
 
-    weights, info = weighting(rewards Tensor[N, K], reward_min=Tensor[K], priorities=Tensor[K], delta=...)
+    weights, info = weighting(rewards Tensor[N, K], reward_min=Tensor[K], priorities=Tensor[K], delta=...,
+                              reward_max=Tensor[K] | None)
     diagnostics = weighting.update(probe)     # once per step, before the call (stateful ones only)
     weighting.state_dict() / load_state_dict(state)   # saved in checkpoints by the trainer
 
@@ -131,8 +132,10 @@ class Weighting:
         self.num_rewards = num_rewards
         self.options = options
 
-    def __call__(self, rewards: Tensor, *, reward_min: Tensor, priorities: Tensor,
-                 delta: float = 1e-8) -> tuple[Tensor, dict[str, Tensor]]:  # pragma: no cover - abstract
+    def __call__(self, rewards: Tensor, *, reward_min: Tensor, priorities: Tensor, delta: float = 1e-8,
+                 reward_max: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:  # pragma: no cover
+        """Weights Tensor[K] for rewards Tensor[N, K]; ``reward_max`` is each reward's declared
+        maximum when the caller knows it (the trainer always does)."""
         raise NotImplementedError
 
     def update(self, probe: WeightingProbe) -> dict[str, Tensor]:
@@ -157,8 +160,9 @@ class FunctionWeighting(Weighting):
         self.normalized, self.needs_reward_min = normalized, needs_reward_min
 
     @torch.no_grad()
-    def __call__(self, rewards, *, reward_min, priorities, delta=1e-8):
-        return self.fn(rewards, reward_min=reward_min, priorities=priorities, delta=delta, **self.options)
+    def __call__(self, rewards, *, reward_min, priorities, delta=1e-8, reward_max=None):
+        return self.fn(rewards, reward_min=reward_min, priorities=priorities, delta=delta, reward_max=reward_max,
+                       **self.options)
 
 
 def build_weighting(name: str | Weighting, num_rewards: int, **options: Any) -> Weighting:

@@ -98,6 +98,7 @@ class RLTrainer:
         self.rewards = build_rewards(to_plain_value(specs))
         self.reward_names = [r.name for r in self.rewards]
         self.reward_min = torch.tensor([r.min for r in self.rewards], dtype=torch.float64)
+        self.reward_max = torch.tensor([r.max for r in self.rewards], dtype=torch.float64)
 
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         if self.tokenizer.pad_token_id is None:
@@ -218,7 +219,7 @@ class RLTrainer:
         penalty = self.reward_kl_coef * self.sequence_kl(data) if self.reward_kl_coef > 0 else None
         adv, info = compute_advantages(
             data.rewards, data.group_ids, estimator=str(a.estimator), weighting=self.weighting,
-            weights=weights, reward_min=self.reward_min, delta=float(a.delta), eps=float(a.eps),
+            weights=weights, reward_min=self.reward_min, reward_max=self.reward_max, delta=float(a.delta), eps=float(a.eps),
             whiten=a.get("whiten"), token_counts=lengths, penalty=penalty)
         if penalty is not None:
             info["reward_kl_penalty"] = penalty

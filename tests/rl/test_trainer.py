@@ -39,7 +39,8 @@ def make_cfg(tiny_model_dir, tmp_path, *extra):
         return compose("config", overrides=overrides)
 
 
-@pytest.mark.parametrize("algorithm", ["grpo", "gdpo", "grpo_saw", "gdpo_saw", "grpo_nostd", "drgrpo", "grpo_gradient"])
+@pytest.mark.parametrize("algorithm", ["grpo", "gdpo", "grpo_saw", "gdpo_saw", "grpo_nostd", "drgrpo", "grpo_gradient",
+                                       "gdpo_sa_mrpo", "grpo_mo", "gdpo_dvao"])
 def test_two_steps_per_algorithm(algorithm, tiny_model_dir, tmp_path):
 
     cfg = make_cfg(tiny_model_dir, tmp_path, f"algorithm={algorithm}")
@@ -60,6 +61,8 @@ def test_two_steps_per_algorithm(algorithm, tiny_model_dir, tmp_path):
         if algorithm.endswith("saw") or algorithm.endswith("gradient"):
             k = 2 if algorithm.startswith("gdpo") else 1
             assert sum(w) == pytest.approx(k, abs=1e-6)
+        elif algorithm.endswith("sa_mrpo"):  # (1 - saturation)^0.5 with the rewards' declared maxima
+            assert all(0.0 <= x <= 1.0 for x in w)
         else:
             assert w == [1.0, 1.0]
     assert "val/toolcall_format" in rows[-1]
