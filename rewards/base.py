@@ -4,7 +4,9 @@ A reward subclass implements ``_score_one`` (or ``_score_batch`` for vectorised 
 ``__call__`` wraps it so that every completion gets a float in [min, max] (or NaN for "not
 applicable"), whatever the model wrote. Completions the scorer failed on (scored ``min``) are
 counted; the trainer logs the count of each step as ``reward/<name>/failures``
-(:meth:`Reward.take_failures`).
+(:meth:`Reward.take_failures`), and scores outside the declared range (clipped) as
+``reward/<name>/clipped``. Every reward declares its range (class attributes ``min``/``max``, or
+``min``/``max`` in its config entry): there is no default.
 """
 
 from __future__ import annotations
@@ -24,12 +26,24 @@ class Reward:
     """Base class. Subclasses set ``name``, ``min``, ``max`` and implement a scorer."""
 
     name: str = "reward"
-    min: float = 0.0
-    max: float = 1.0
+    min: float | None = None  # every reward declares its range: class attributes, or min/max in its config
+    max: float | None = None
 
     def __init__(self, **config: Any):
         self.config = config
         self.failures = 0
+        self.clipped = 0
+
+    def check_range(self) -> None:
+        """Raise ValueError unless the reward declares a finite range min < max (SAW shifts each
+        reward by its minimum, so a guessed range changes the weights)."""
+        lo, hi = self.min, self.max
+        if lo is None or hi is None:
+            raise ValueError(f"reward {self.name!r} ({type(self).__name__}) declares no range: set the class "
+                             "attributes min and max, or give min/max in its config entry "
+                             f"(e.g. {{name: {self.name}, min: -1.0, max: 1.0}})")
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ValueError(f"reward {self.name!r} has an invalid range [{lo}, {hi}]: need finite min < max")
 
     # ------------------------------------------------------------------ to implement
     def _score_one(self, completion: str, record: dict) -> float:  # pragma: no cover
@@ -56,10 +70,14 @@ class Reward:
             return self.min
         if math.isnan(v):
             return float("nan")
-        return min(max(v, self.min), self.max)
+        if v < self.min or v > self.max:
+            self.clipped += 1
+            return min(max(v, self.min), self.max)
+        return v
 
     def __call__(self, completions: Sequence[str], records: Sequence[dict]) -> list[float]:
         """Score completions[i] against records[i]; returns len(completions) floats."""
+        self.check_range()
         if len(completions) != len(records):
             raise ValueError(f"{self.name}: {len(completions)} completions but {len(records)} records")
         try:
@@ -75,14 +93,25 @@ class Reward:
         count, self.failures = self.failures, 0
         return count
 
+    def take_clipped(self) -> int:
+        """Scores outside [min, max] since the last call (and reset the count): each was clipped."""
+        count, self.clipped = self.clipped, 0
+        return count
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, range=[{self.min}, {self.max}])"
 
 
 def build_reward(name: str, **kwargs: Any) -> Reward:
-    """Build a registered reward by name (unknown names list the valid ones)."""
+    """Build a registered reward by name (unknown names list the valid ones). ``min``/``max`` in
+    ``kwargs`` set (or override) its declared range; a reward without one is refused."""
     cls = REWARDS.get(name)  # importing rewards.base ran rewards/__init__, which registers the built-ins
-    return cls(**kwargs)
+    bounds = {key: float(kwargs.pop(key)) for key in ("min", "max") if kwargs.get(key) is not None}
+    reward = cls(**kwargs)
+    for key, value in bounds.items():
+        setattr(reward, key, value)
+    reward.check_range()
+    return reward
 
 
 def build_rewards(specs: Sequence[Any]) -> list[Reward]:

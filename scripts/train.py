@@ -24,10 +24,16 @@ from omegaconf import DictConfig  # noqa: E402
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
+    # Hydra's job logging already writes INFO to the console and to <run dir>/train.log
     from saw.rl.job import run_training
 
-    run_training(cfg, Path(HydraConfig.get().runtime.output_dir))
+    try:
+        summary = run_training(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except Exception:
+        logging.getLogger("train").exception("training failed")  # the traceback also lands in train.log
+        raise
+    if summary.get("stopped_by_signal"):  # checkpoint written; relaunching resumes from it
+        sys.exit(128 + int(summary["stopped_by_signal"]))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ import json
 import logging
 import math
 import os
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +37,23 @@ def _jsonable(v: Any) -> Any:
 class MetricsWriter:
     """Appends one json object per step to ``metrics.jsonl`` (flushed and fsynced per line).
 
-    On resume from the checkpoint of step s, lines with a step > s are dropped first (they came
-    after the checkpoint and will be recomputed), so the file never holds two records of one step.
+    ``resume_step`` s: lines with a step > s are dropped first (they came after the checkpoint
+    being resumed and will be recomputed; s = 0 empties the file for a run that starts from
+    scratch), so the file never holds two records of one step. A torn last line is dropped too.
     """
 
     def __init__(self, path: str | os.PathLike, resume_step: int | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume_step is not None and self.path.exists():
-            kept = [ln for ln in self.path.read_text().splitlines()
-                    if ln.strip() and json.loads(ln).get("step", -1) <= resume_step]
-            tmp = self.path.with_suffix(".jsonl.tmp")
-            tmp.write_text("".join(ln + "\n" for ln in kept))
-            os.replace(tmp, self.path)
+            kept = []
+            for line in self.path.read_text().splitlines():
+                try:
+                    if line.strip() and json.loads(line).get("step", -1) <= resume_step:
+                        kept.append(line)
+                except json.JSONDecodeError:
+                    log.warning("%s: dropped a torn line", self.path)
+            atomic_write_text(self.path, "".join(ln + "\n" for ln in kept))
         self._fh = open(self.path, "a", encoding="utf-8")
 
     def write(self, record: dict[str, Any]) -> None:
@@ -72,3 +78,50 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 log.warning("%s:%d is not valid json (torn write?); skipped", path, i)
     return rows
+
+
+class RunLockedError(RuntimeError):
+    """Another live process holds the run directory."""
+
+
+class RunLock:
+    """An exclusive lock on a run directory (``<run>/.lock``), held for the life of the process.
+
+    The OS releases it when the holder dies, so a crashed run's lock is taken over by the next
+    launch; a second live writer fails at once with the holder's pid, host and start time.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.path = Path(run_dir) / ".lock"
+        self._fh = None
+
+    def acquire(self) -> "RunLock":
+        import fcntl  # POSIX; the lock is advisory and per open file
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown process"
+            fh.close()
+            raise RunLockedError(f"run directory {self.path.parent} is in use by {holder}; wait for it to finish "
+                                 "or stop it (two writers would interleave metrics and checkpoints)") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()  # closing the file drops the flock
+            self._fh = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,7 +148,8 @@ class RLTrainer:
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.ckpt_root = self.run_dir / "checkpoints"
         resume_step = self._maybe_resume()
-        self.writer = MetricsWriter(self.metrics_path, resume_step=resume_step) if self.rank == 0 else None
+        # truncated to the resumed checkpoint's step (empty without one): every step appears once
+        self.writer = MetricsWriter(self.metrics_path, resume_step=resume_step or 0) if self.rank == 0 else None
         run_name = str(cfg.get("run_name", self.run_dir.name))
         self.tracker = Tracker(cfg.get("logger"), run_dir=str(self.run_dir), run_name=run_name,
                                config=OmegaConf.to_container(cfg, resolve=True), rank=self.rank)
@@ -158,7 +161,7 @@ class RLTrainer:
         mode = str(self.tcfg.resume)
         if mode in ("never", "false", "False", "none"):
             return None
-        ckpt = latest_checkpoint(self.ckpt_root) if mode == "auto" else Path(mode)
+        ckpt = latest_checkpoint(self.ckpt_root) if mode in ("auto", "force") else Path(mode)
         if ckpt is None:
             return None
         if not Path(ckpt).exists():
@@ -431,6 +434,7 @@ class RLTrainer:
                 m.update({f"reward/{n}/{key.split('/', 1)[1]}": float(v) for n, v in zip(self.reward_names, val)})
         for r in self.rewards:
             m[f"reward/{r.name}/failures"] = r.take_failures()
+            m[f"reward/{r.name}/clipped"] = r.take_clipped()
         m["response/length_mean"] = float(lengths.mean())
         m["response/length_max"] = float(lengths.max())
         m["response/clip_frac"] = float(np.mean([f == "length" for f in data.finish_reasons]))
@@ -476,6 +480,8 @@ class RLTrainer:
                    dynamic_ncols=True)
         val_every, save_every = int(self.tcfg.val_every), int(self.tcfg.save_every)
         stop_after = self.tcfg.get("stop_after_steps")  # for tests: simulate an interruption
+        self.stop_signal = None
+        restore = self._catch_stop_signals()
         try:
             while self.step < total:
                 m = self.train_step()
@@ -496,9 +502,35 @@ class RLTrainer:
                     self.save()
                 if stop_after is not None and self.step >= int(stop_after):
                     break
+                if self.stop_signal is not None:  # SIGTERM/SIGINT: the step is finished, keep it
+                    log.warning("stopping after step %d on signal %d: writing a checkpoint", self.step, self.stop_signal)
+                    if not (save_every > 0 and self.step % save_every == 0):
+                        self.save()
+                    break
         finally:
+            restore()
             bar.close()
         return history
+
+    def _catch_stop_signals(self):
+        """First SIGTERM/SIGINT: finish the current step, checkpoint, stop (a second one stops at
+        once). Returns a function that restores the previous handlers."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+        def handler(signum, _frame):
+            if self.stop_signal is not None:  # asked twice: stop now
+                signal.signal(signum, previous[signum] if callable(previous[signum]) else signal.SIG_DFL)
+                signal.raise_signal(signum)
+                return
+            self.stop_signal = signum
+            log.warning("signal %d: finishing step %d, then checkpoint and stop (again to stop at once)",
+                        signum, self.step + 1)
+
+        for sig in previous:
+            signal.signal(sig, handler)
+        return lambda: [signal.signal(sig, old) for sig, old in previous.items()]
 
     def close(self) -> None:
         if self.writer is not None:

@@ -12,11 +12,12 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from rewards import build_rewards
 from rollout import ENGINES
 from saw.algo.advantages import ESTIMATORS, WHITEN_MODES, resolve_algorithm
 from saw.algo.policy_loss import AGG_MODES, KL_ESTIMATORS
 from saw.algo.weighting import build_weighting
-from saw.core.config import to_plain
+from saw.core.config import to_plain, to_plain_value
 from saw.rl.batches import micro_layout
 from saw.rl.engine import PRECISIONS, SCHEDULES
 
@@ -71,6 +72,14 @@ def validate_config(cfg: Any, world_size: int = 1) -> None:
             raise ConfigError(f"trainer.{key} must be >= 1, got {t[key]}")
     if int(s.n) < 1:
         raise ConfigError(f"sampling.n must be >= 1, got {s.n}")
+    if int(s.n) < 2 and not t.get("allow_single_sample", False):
+        raise ConfigError(f"sampling.n={s.n}: group-normalised advantages need >= 2 completions per prompt (with one, "
+                          "every advantage is 0 and nothing is learned); set sampling.n >= 2, or "
+                          "trainer.allow_single_sample=true if that is what you want")
+    if int(s.max_new_tokens) < 1:
+        raise ConfigError(f"sampling.max_new_tokens must be >= 1, got {s.max_new_tokens}")
+    if not 0.0 < float(s.get("top_p", 1.0)) <= 1.0:
+        raise ConfigError(f"sampling.top_p must be in (0, 1], got {s.top_p}")
     if float(s.temperature) < 0:
         raise ConfigError(f"sampling.temperature must be >= 0, got {s.temperature}")
     try:
@@ -100,7 +109,15 @@ def validate_config(cfg: Any, world_size: int = 1) -> None:
         if looks_local and not os.path.isdir(os.path.expanduser(path)):
             raise ConfigError(f"model.path={path} does not exist: point model.path at a model folder (config.json + "
                               "weights), or use model=smollm2-135m for the embedded default")
+        if looks_local and not os.path.isfile(os.path.join(os.path.expanduser(path), "config.json")):
+            raise ConfigError(f"model.path={path} holds no config.json: point model.path at a Hugging Face model folder "
+                              "(config.json, tokenizer and weights)")
     rewards = cfg.task.get("rewards")
+    if rewards is not None:
+        try:  # names, options and declared ranges, before any model loads or SFT starts
+            build_rewards(to_plain_value(rewards))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"task.rewards: {exc}") from exc
     if a.get("weights") is not None and rewards is not None and len(a.weights) != len(rewards):
         raise ConfigError(f"algorithm.weights has {len(a.weights)} entries but task {cfg.task.name!r} has "
                           f"{len(rewards)} rewards ({', '.join(str(r if isinstance(r, str) else r.get('name')) for r in rewards)})")

@@ -32,3 +32,35 @@ def test_build_rewards_from_config_entries():
 def test_length_mismatch_is_an_error():
     with pytest.raises(ValueError, match="2 completions but 1 records"):
         build_reward("summary_conciseness")(["a", "b"], [{"ground_truth": "x"}])
+
+
+class _Unbounded(Reward):
+    name = "unbounded"
+
+    def _score_one(self, completion, record):
+        return float(completion)
+
+
+class _Bounded(_Unbounded):
+    name, min, max = "bounded", -1.0, 1.0
+
+
+def test_a_reward_must_declare_its_range():
+    import pytest
+
+    with pytest.raises(ValueError, match="declares no range: set the class attributes min and max"):
+        _Unbounded()(["1"], [{}])
+    REWARDS.register("unbounded_test")(_Unbounded) if "unbounded_test" not in REWARDS else None
+    with pytest.raises(ValueError, match="declares no range"):
+        build_reward("unbounded_test")
+    r = build_reward("unbounded_test", min=-5, max=5)  # told in config
+    assert (r.min, r.max) == (-5.0, 5.0)
+    with pytest.raises(ValueError, match="invalid range"):
+        build_reward("unbounded_test", min=1, max=1)
+
+
+def test_out_of_range_scores_are_clipped_and_counted():
+    r = _Bounded()
+    assert r(["-5", "-1", "0.5", "5", "nan"], [{}] * 5)[:4] == [-1.0, -1.0, 0.5, 1.0]
+    assert r.take_clipped() == 2 and r.take_clipped() == 0
+    assert r.take_failures() == 0

@@ -139,10 +139,50 @@ def test_resume_reproduces_uninterrupted_run(tiny_model_dir, tmp_path):
     ("trainer.precision=fp8", "bf16_autocast"),
     ("algorithm.weights=[1,2,3]", "3 entries"),
     ("trainer.clip_ratio_c=0.5", "clip_ratio_c=0.5 must be > 1"),
+    ("sampling.n=1", "sampling.n=1: group-normalised advantages need >= 2"),
+    ("sampling.max_new_tokens=0", "sampling.max_new_tokens must be >= 1"),
+    ("task.rewards=[toolcall_format,no_such_reward]", "task.rewards: unknown reward 'no_such_reward'"),
 ])
 def test_bad_configs_fail_before_loading(tiny_model_dir, tmp_path, override, match):
     with pytest.raises(ConfigError, match=match):
         validate_config(make_cfg(tiny_model_dir, tmp_path, override))
+
+
+def test_an_empty_model_folder_is_named(tiny_model_dir, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match=f"model.path={tmp_path / 'empty'} holds no config.json"):
+        validate_config(make_cfg(tiny_model_dir, tmp_path, f"model.path={tmp_path / 'empty'}", "model.source=hf"))
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_and_the_relaunch_resumes(tiny_model_dir, tmp_path):
+    """SIGTERM during training: the current step finishes, a checkpoint is written, the process
+    exits with 128 + 15; the log reached the run directory; relaunching finishes the run with
+    every step once."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "model=tiny", f"model.path={tiny_model_dir}",
+           "rollout=hf", "logger=none", "task=summarize", "task.max_train_records=16", "task.max_eval_records=4",
+           "trainer.total_steps=6", "trainer.prompts_per_step=2", "sampling.n=2", "sampling.max_new_tokens=8",
+           "trainer.micro_batch_size=2", "trainer.val_every=0", "trainer.save_every=100", "trainer.lr=1e-3",
+           "trainer.torch_threads=1", "trainer.max_prompt_length=192", "task.filter_overlong_prompts=false",
+           f"hydra.run.dir={out}", f"cache_dir={tmp_path}/cache"]
+    env = standalone_env(OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (out / "metrics.jsonl").is_file() or \
+            not (out / "metrics.jsonl").read_text().strip():
+        assert proc.poll() is None, "training ended before the signal"
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=300) == 128 + signal.SIGTERM
+    steps = [r["step"] for r in read_metrics(out / "metrics.jsonl")]
+    assert 1 <= len(steps) < 6 and (out / "checkpoints" / f"step_{steps[-1]:06d}").is_dir()
+    assert "finishing step" in (out / "train.log").read_text()
+    assert subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, timeout=600).returncode == 0
+    assert [r["step"] for r in read_metrics(out / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
 
 
 def test_missing_model_and_unknown_algorithm_fail_before_writing(tiny_model_dir, tmp_path):
@@ -220,3 +260,54 @@ def test_multirun_with_vllm_runs_every_job(tiny_model_dir, tmp_path):
     for algorithm in ("grpo", "grpo_saw"):
         run = tmp_path / "out" / "multi" / f"summarize-{algorithm}-s0"
         assert json.loads((run / "done.json").read_text())["steps"] == 1, algorithm
+
+
+def test_one_writer_per_run_directory(tmp_path):
+    """A second process cannot take a run directory that a live process holds; a dead holder's
+    lock is taken over (the OS dropped it)."""
+    from saw.core.io import RunLock, RunLockedError
+
+    run_dir = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import sys, time; sys.path.insert(0, sys.argv[1]);"
+                               "from saw.core.io import RunLock; lock = RunLock(sys.argv[2]).acquire();"
+                               "print('held', flush=True); time.sleep(60)", str(ROOT), str(run_dir)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunLockedError, match=f"in use by pid {holder.pid}"):
+            RunLock(run_dir).acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+    RunLock(run_dir).acquire().release()  # stale lock of a dead process: taken over
+
+
+def test_relaunch_with_another_config_is_refused(tiny_model_dir, tmp_path):
+    from saw.rl.job import config_differences
+
+    cfg = make_cfg(tiny_model_dir, tmp_path, "trainer.total_steps=1", "trainer.keep_final_checkpoint=true")
+    run_dir = tmp_path / "run"
+    run_training(cfg, run_dir)
+    changed = make_cfg(tiny_model_dir, tmp_path, "trainer.total_steps=1", "trainer.lr=5e-4")
+    with pytest.raises(ConfigError, match=r"started with another config; differing keys:\n  trainer.lr: 0.001 -> 0.0005"):
+        run_training(changed, run_dir)
+    # bookkeeping keys may change; a longer run resumes from the kept checkpoint
+    longer = make_cfg(tiny_model_dir, tmp_path, "trainer.total_steps=2", "trainer.keep_final_checkpoint=true",
+                      "trainer.val_every=1")
+    assert run_training(longer, run_dir)["steps"] == 2
+    assert [r["step"] for r in read_metrics(run_dir / "metrics.jsonl")] == [1, 2]  # each step once
+    forced = make_cfg(tiny_model_dir, tmp_path, "trainer.total_steps=3", "trainer.lr=5e-4", "trainer.resume=force",
+                      "trainer.keep_final_checkpoint=true")
+    assert run_training(forced, run_dir)["steps"] == 3
+    accepted = json.loads((run_dir / "resume_overrides.jsonl").read_text().splitlines()[-1])["accepted"]
+    assert accepted == ["trainer.lr: 0.001 -> 0.0005"]
+    assert config_differences({"a": {"b": 1}, "logger": {"x": 1}}, {"a": {"b": 2}, "logger": {"x": 2}}) == ["a.b: 1 -> 2"]
+
+
+def test_a_restart_without_checkpoint_starts_metrics_afresh(tiny_model_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.jsonl").write_text('{"step": 1}\n{"step": 2}\n{"ste')  # an earlier attempt, torn
+    run_training(make_cfg(tiny_model_dir, tmp_path, "trainer.total_steps=1"), run_dir)
+    assert [r["step"] for r in read_metrics(run_dir / "metrics.jsonl")] == [1]
