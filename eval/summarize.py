@@ -67,6 +67,8 @@ def judge_specs(judge_cfg: Mapping[str, Any] | None) -> list[dict[str, Any]]:
 
 
 def _mean(xs: Sequence[float]) -> float | None:
+    """Mean of the values that are not NaN (a failed judge grade is NaN: left out, not a 0)."""
+    xs = [x for x in xs if x is not None and not math.isnan(x)]
     return sum(xs) / len(xs) if xs else None
 
 

@@ -87,6 +87,10 @@ class Reward:
             values = [self._safe_one(c, r) for c, r in zip(completions, records)]
         return [self.clip(v) for v in values]
 
+    def preflight(self) -> None:
+        """Check, before any model loads, that the reward can score (e.g. its server answers);
+        raise with what to fix. Rule-based rewards have nothing to check."""
+
     def take_failures(self) -> int:
         """Failures since the last call (and reset the count): one per completion scored ``min``
         because the scorer raised or returned a non-number."""

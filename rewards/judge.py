@@ -121,10 +121,16 @@ class LLMJudgeReward(Reward):
     Options: ``base_url`` (default http://127.0.0.1:8000/v1), ``model``, ``dimension``
     ("quality" | "conciseness", or any label together with your own ``rubric``), ``rubric``,
     ``include_reference`` (show ``record["ground_truth"]`` to the judge), ``temperature`` (0),
-    ``max_tokens`` (16), ``timeout_s`` (30), ``max_retries`` (2), ``retry_backoff_s`` (0.5,
+    ``max_tokens`` (16), ``timeout_s`` (30: a deadline for the whole request, connection and every
+    read included, so a server that trickles bytes cannot hang a step), ``max_retries`` (2), ``retry_backoff_s`` (0.5,
     doubled per retry), ``concurrency`` (8 threads), ``api_key`` (default $OPENAI_API_KEY or
     "EMPTY"), ``log_name`` (the instance's ``name``; default "llm_judge_<dimension>", so two judges
     log apart).
+
+    A request that still fails after its retries scores NaN ("not applicable": SAW and GDPO leave
+    it out of the statistics, GRPO counts it 0) and is counted in ``failures`` (logged per step as
+    ``reward/<name>/failures``), never a made-up grade. :meth:`preflight` checks at start-up that
+    the endpoint answers.
     """
 
     name = "llm_judge"
@@ -191,17 +197,35 @@ class LLMJudgeReward(Reward):
                 .replace("{summary}", summary))
         return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
+    def _read_before(self, response, deadline: float) -> bytes:
+        """The response body, read in chunks with the socket timeout set to the time left."""
+        sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
+        chunks = []
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise JudgeError(f"request to {self.url} exceeded its {self.timeout_s:g} s deadline")
+            if sock is not None:
+                sock.settimeout(left)
+            chunk = response.read1(65536) if hasattr(response, "read1") else response.read()
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
     def _request(self, messages: list[dict]) -> float:
         body = json.dumps({"model": self.model, "messages": messages, "temperature": self.temperature,
                            "max_tokens": self.max_tokens}).encode("utf-8")
         request = urllib.request.Request(self.url, data=body, method="POST", headers={
             "Content-Type": "application/json", "Authorization": f"Bearer {self.api_key}"})
+        deadline = time.monotonic() + self.timeout_s
         try:
             with self._opener.open(request, timeout=self.timeout_s) as response:
-                payload = json.loads(response.read())
+                payload = json.loads(self._read_before(response, deadline))
         except urllib.error.HTTPError as exc:
             retry = exc.code >= 500 or exc.code in (408, 429)
             raise JudgeError(f"HTTP {exc.code} from {self.url}", retry=retry) from None
+        except JudgeError:
+            raise
         except (urllib.error.URLError, OSError, ValueError) as exc:  # refused, timeout, bad JSON
             raise JudgeError(f"request to {self.url} failed: {exc!r}") from None
         try:
@@ -246,6 +270,15 @@ class LLMJudgeReward(Reward):
         self.failures += len(failed)
         if failed:
             self.last_error = failed[-1]
-            log.warning("%s: %d of %d judge requests failed (scored %s); last error: %s",
-                        self.name, len(failed), len(results), self.min, failed[-1])
-        return [self.min if score is None else score for score, _ in results]
+            log.warning("%s: %d of %d judge requests failed (scored NaN: not applicable); last error: %s",
+                        self.name, len(failed), len(results), failed[-1])
+        return [float("nan") if score is None else score for score, _ in results]
+
+    def preflight(self) -> None:
+        """Grade one short summary; raise RuntimeError naming the endpoint if that fails, so that a
+        wrong URL or a server that is down stops a run before it trains on failed grades."""
+        score, error = self.judge("A short test summary.", {"prompt": [{"role": "user", "content": "A short text."}]})
+        if score is None:
+            raise RuntimeError(f"{self.name}: the judge at {self.url} (model {self.model!r}) does not answer: {error}. "
+                               "Start an OpenAI-compatible server there (e.g. `vllm serve MODEL --port 8000`) or "
+                               "point base_url/model at one")

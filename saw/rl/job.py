@@ -15,6 +15,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from rewards import build_rewards
+from saw.core.config import to_plain_value
 from saw.core.io import RunLock, atomic_write_text
 from saw.models.prepare import prepare_model
 from saw.rl import distributed as dist_utils
@@ -112,6 +114,9 @@ def _run_locked(cfg: DictConfig, run_dir: Path, rank: int) -> dict:
     if rank == 0:
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     t0 = time.time()
+    if rank == 0:  # e.g. the LLM judge answers, before the model is prepared or SFT runs
+        for reward in build_rewards(to_plain_value(cfg.task.get("rewards") or [])):
+            reward.preflight()
     model_path = str(prepare_model(cfg.model))
     base_model = model_path
     if cfg.sft.get("enabled", False):

@@ -108,3 +108,10 @@ def test_judge_scores(judge_server):
         assert row["judge_quality"] == 7.0 and row["judge_conciseness"] == 4.0 and row["judge_total"] == 11.0
     out = aggregate_summaries([rows])
     assert out["metrics"]["judge_total"] == 11.0
+
+
+def test_failed_judge_grades_are_left_out_of_the_means():
+    from eval.summarize import _mean
+
+    assert _mean([4.0, float("nan"), 6.0]) == 5.0
+    assert _mean([float("nan")]) is None

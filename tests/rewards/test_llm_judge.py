@@ -1,6 +1,7 @@
 """LLM judge reward against a real OpenAI-compatible HTTP server on 127.0.0.1 (stdlib http.server)."""
 
 import json
+import math
 import re
 import threading
 import time
@@ -81,6 +82,10 @@ def server():
     srv.close()
 
 
+def all_nan(scores):
+    return len(scores) > 0 and all(math.isnan(x) for x in scores)
+
+
 def judge(server, **options):
     options = {"retry_backoff_s": 0.0, "timeout_s": 5.0, **options}
     return LLMJudgeReward(base_url=server.base_url, model="judge-model", **options)
@@ -145,7 +150,7 @@ def test_retries_server_errors_then_succeeds(server):
 def test_gives_up_after_bounded_retries_and_counts_failures(server):
     server.reset(lambda request, n: (503, b"{}", 0.0))
     reward = judge(server, max_retries=1)
-    assert reward(["a", "b"], [RECORD] * 2) == [0.0, 0.0]
+    assert all_nan(reward(["a", "b"], [RECORD] * 2))  # failed grades are "not applicable", not 0
     assert len(server.requests) == 4  # 2 completions x (1 + 1 retry)
     assert reward.failures == 2 and reward.last_failures == 2 and "HTTP 503" in reward.last_error
     server.reset(lambda request, n: (200, "Score: 6", 0.0))
@@ -156,7 +161,7 @@ def test_gives_up_after_bounded_retries_and_counts_failures(server):
 def test_client_errors_are_not_retried(server):
     server.reset(lambda request, n: (400, b'{"error": "bad model"}', 0.0))
     reward = judge(server, max_retries=3)
-    assert reward(["s"], [RECORD]) == [0.0]
+    assert all_nan(reward(["s"], [RECORD]))
     assert len(server.requests) == 1 and reward.failures == 1
 
 
@@ -165,7 +170,7 @@ def test_client_errors_are_not_retried(server):
 def test_unusable_replies_are_failures(server, reply):
     server.reset(lambda request, n: (200, reply, 0.0))
     reward = judge(server, max_retries=1)
-    assert reward(["s"], [RECORD]) == [0.0]
+    assert all_nan(reward(["s"], [RECORD]))
     assert reward.failures == 1 and len(server.requests) == 2
 
 
@@ -173,7 +178,7 @@ def test_timeout_is_a_failure_not_a_hang(server):
     server.reset(lambda request, n: (200, "Score: 9", 1.0))
     reward = judge(server, timeout_s=0.2, max_retries=0)
     start = time.perf_counter()
-    assert reward(["s"], [RECORD]) == [0.0]
+    assert all_nan(reward(["s"], [RECORD]))
     assert time.perf_counter() - start < 0.9
     assert reward.failures == 1 and "timed out" in reward.last_error
 
@@ -185,8 +190,51 @@ def test_unreachable_server_is_a_failure():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     reward = LLMJudgeReward(base_url=f"http://127.0.0.1:{port}/v1", max_retries=1, retry_backoff_s=0.0, timeout_s=1.0)
-    assert reward(["a", "b", "c"], [RECORD] * 3) == [0.0, 0.0, 0.0]
+    assert all_nan(reward(["a", "b", "c"], [RECORD] * 3))
     assert reward.failures == 3
+    with pytest.raises(RuntimeError, match=f"the judge at http://127.0.0.1:{port}/v1/chat/completions .* does not answer"):
+        reward.preflight()
+
+
+def test_preflight_passes_on_a_live_server(server):
+    server.reset(lambda request, n: (200, "Score: 5", 0.0))
+    judge(server).preflight()
+    assert len(server.requests) == 1
+
+
+def test_a_trickling_server_cannot_hang_a_request():
+    """Headers at once, then one body byte every 0.3 s: the per-request deadline (timeout_s=1)
+    ends it, although no single read waits longer than the socket timeout."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    body = json.dumps({"choices": [{"message": {"content": "Score: 9"}}]}).encode()
+
+    def serve():
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                     + str(len(body)).encode() + b"\r\n\r\n")
+        try:
+            for byte in body:
+                conn.sendall(bytes([byte]))
+                time.sleep(0.3)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    reward = LLMJudgeReward(base_url=f"http://127.0.0.1:{port}/v1", max_retries=0, timeout_s=1.0)
+    start = time.perf_counter()
+    assert all_nan(reward(["s"], [RECORD]))
+    assert time.perf_counter() - start < 2.0  # without the deadline: ~0.3 s x every byte of the body
+    assert "deadline" in reward.last_error or "timed out" in reward.last_error
+    listener.close()
 
 
 def test_empty_summary_scores_zero_without_a_request(server):
