@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -78,6 +79,32 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 log.warning("%s:%d is not valid json (torn write?); skipped", path, i)
     return rows
+
+
+def make_readable(folder: str | os.PathLike) -> None:
+    """Give a folder written through a private temp dir the usual permissions (umask applies):
+    mkdtemp and some writers create 0700 folders and 0600 files."""
+    folder = Path(folder)
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for f in folder.iterdir():
+        if f.is_file():
+            f.chmod(0o666 & ~umask)
+
+
+def explain_write_error(exc: BaseException, path: str | os.PathLike) -> OSError:
+    """An OSError that names ``path`` and the free space there, for a failed write of a large file
+    (DeepSpeed and torch report a full disk as 'unexpected pos' or a bare errno)."""
+    where = Path(path)
+    probe = where if where.exists() else where.parent
+    try:
+        free = shutil.disk_usage(probe).free / 2**30
+        space = f"{free:.1f} GiB free there"
+    except OSError:
+        space = "free space unknown"
+    return OSError(f"could not write {where} ({space}): {exc}. Free disk space or point output_root elsewhere; "
+                   "the previous checkpoint is intact")
 
 
 class RunLockedError(RuntimeError):

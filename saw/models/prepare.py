@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from saw.core.config import dtype_name, to_plain
+from saw.core.io import make_readable
 from saw.models.tiny import build_tiny_model
 
 log = logging.getLogger(__name__)
@@ -92,16 +93,6 @@ def _move_into_place(tmp: Path, out: Path) -> None:
     os.replace(tmp, out)
 
 
-def _make_readable(folder: Path) -> None:
-    """mkdtemp creates 0700 folders; give the result the usual permissions (umask applies)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
-    for f in folder.iterdir():
-        if f.is_file():
-            f.chmod(0o666 & ~umask)
-
-
 def _torch_dtype(name: str):
     import torch  # heavy: only when a model is built
 
@@ -154,7 +145,7 @@ def build_smollm2_from_gguf(out_dir: str | os.PathLike, dtype: str = "bfloat16",
                 "source": "embedded_smollm2", "gguf_file": str(gguf), "gguf_bytes": gguf.stat().st_size,
                 "dtype": str(torch_dtype).replace("torch.", ""), "seconds": round(time.perf_counter() - start, 1),
             }, indent=2))
-            _make_readable(tmp)
+            make_readable(tmp)
             _move_into_place(tmp, out)
         finally:
             if tmp.exists():

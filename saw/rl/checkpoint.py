@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from saw.core.io import atomic_write_text
+from saw.core.io import atomic_write_text, explain_write_error
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 
@@ -63,8 +63,11 @@ def save_checkpoint(engine, ckpt_root: str | os.PathLike, step: int, state: dict
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
     barrier()
-    engine.save_checkpoint(str(tmp), tag="engine")
-    torch.save(rng_state(), tmp / f"rng_rank{rank}.pt")
+    try:
+        engine.save_checkpoint(str(tmp), tag="engine")
+        torch.save(rng_state(), tmp / f"rng_rank{rank}.pt")
+    except (OSError, RuntimeError) as exc:  # a full disk surfaces as 'unexpected pos' or ENOSPC
+        raise explain_write_error(exc, tmp) from exc
     barrier()
     if rank == 0:
         atomic_write_text(tmp / "trainer_state.json", json.dumps(state, indent=1, sort_keys=True))

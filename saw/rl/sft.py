@@ -27,7 +27,7 @@ from transformers import AutoTokenizer
 from saw.rl import distributed as dist_utils
 from saw.rl.batches import PromptSampler, prompt_limit, seed_everything
 from saw.rl.logprobs import build_token_batch, response_logprobs
-from saw.core.io import MetricsWriter
+from saw.core.io import MetricsWriter, explain_write_error, make_readable
 from saw.rl.engine import autocast_dtype, build_policy, named_weights_for_sync
 from saw.tasks import build_task
 
@@ -50,8 +50,12 @@ def save_hf_model(engine, tokenizer, out_dir: Path, *, rank: int = 0, dtype: tor
         base = module.get_base_model() if hasattr(module, "get_base_model") else module
         tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
-        base.save_pretrained(tmp, state_dict=state)
-        tokenizer.save_pretrained(tmp)
+        try:
+            base.save_pretrained(tmp, state_dict=state)
+            tokenizer.save_pretrained(tmp)
+        except (OSError, RuntimeError) as exc:
+            raise explain_write_error(exc, tmp) from exc
+        make_readable(tmp)  # safetensors writes 0600 files
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)

@@ -67,6 +67,8 @@ def test_two_steps_per_algorithm(algorithm, tiny_model_dir, tmp_path):
             assert w == [1.0, 1.0]
     assert "val/toolcall_format" in rows[-1]
     assert (run_dir / "policy" / "config.json").exists() and (run_dir / "done.json").exists()
+    weights_mode = (run_dir / "policy" / "model.safetensors").stat().st_mode
+    assert weights_mode & 0o044 == (run_dir / "config.yaml").stat().st_mode & 0o044  # same modes as other files
     assert (run_dir / "config.yaml").exists()
     assert not (run_dir / "checkpoints").exists()  # removed once the run finished
     # a finished run is skipped when launched again
