@@ -6,7 +6,7 @@ Built-in rewards (registered on import): ``toolcall_format`` {0, 1}, ``toolcall_
 (OpenAI-compatible endpoint, :mod:`rewards.judge`).
 """
 
-from rewards.base import REWARDS, Reward, build_reward, build_rewards
+from rewards.base import REWARDS, Reward, build_reward, build_rewards, split_bad_records
 from rewards import judge, summarize, toolcall  # noqa: F401  (register the built-in rewards)
 
-__all__ = ["REWARDS", "Reward", "build_reward", "build_rewards"]
+__all__ = ["REWARDS", "Reward", "build_reward", "build_rewards", "split_bad_records"]

@@ -87,6 +87,11 @@ class Reward:
             values = [self._safe_one(c, r) for c, r in zip(completions, records)]
         return [self.clip(v) for v in values]
 
+    def check_record(self, record: Any) -> None:
+        """Raise ValueError when a dataset record cannot be scored by this reward (e.g. a missing or
+        malformed ground truth): a data error, found before training instead of at the step that
+        samples the record. Model output is never checked here."""
+
     def preflight(self) -> None:
         """Check, before any model loads, that the reward can score (e.g. its server answers);
         raise with what to fix. Rule-based rewards have nothing to check."""
@@ -104,6 +109,20 @@ class Reward:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, range=[{self.min}, {self.max}])"
+
+
+def split_bad_records(rewards: Sequence[Reward], records: Sequence[dict]) -> tuple[list[dict], list[tuple[str, str]]]:
+    """(records every reward can score, [(record id, error), ...] for the others)."""
+    good, bad = [], []
+    for i, record in enumerate(records):
+        try:
+            for reward in rewards:
+                reward.check_record(record)
+        except ValueError as exc:
+            bad.append((str(record.get("id", i)) if isinstance(record, dict) else str(i), str(exc)))
+        else:
+            good.append(record)
+    return good, bad
 
 
 def build_reward(name: str, **kwargs: Any) -> Reward:

@@ -467,6 +467,9 @@ class GroundTruthReward(Reward):
         for index, record in enumerate(records):
             ground_truth_of(record, index, self.name)
 
+    def check_record(self, record: Any) -> None:
+        ground_truth_of(record, 0, self.name)
+
     def __call__(self, completions: Sequence[str], records: Sequence[dict]) -> list[float]:
         """Score completions[i] against records[i]["ground_truth"]; len(completions) floats.
 
@@ -501,6 +504,9 @@ class ToolCallFormatReward(GroundTruthReward):
     def _score_one(self, completion: str, record: dict) -> float:
         return format_reward(completion, record["ground_truth"], self.rules)
 
+    def check_record(self, record: Any) -> None:
+        parse_ground_truth(ground_truth_of(record, 0, self.name), self.rules)
+
 
 @REWARDS.register("toolcall_correctness", aliases=("toolrl_correctness",))
 class ToolCallCorrectnessReward(GroundTruthReward):
@@ -524,3 +530,6 @@ class ToolCallCorrectnessReward(GroundTruthReward):
 
     def _score_one(self, completion: str, record: dict) -> float:
         return correctness_reward(completion, record["ground_truth"], self.rules)
+
+    def check_record(self, record: Any) -> None:
+        parse_ground_truth(ground_truth_of(record, 0, self.name), self.rules)

@@ -23,6 +23,7 @@ from saw.rl import distributed as dist_utils
 from saw.rl.sft import run_sft, save_hf_model
 from saw.rl.trainer import RLTrainer
 from saw.rl.validation import ConfigError, validate_config
+from saw.tasks import build_task
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +115,12 @@ def _run_locked(cfg: DictConfig, run_dir: Path, rank: int) -> dict:
     if rank == 0:
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     t0 = time.time()
-    if rank == 0:  # e.g. the LLM judge answers, before the model is prepared or SFT runs
-        for reward in build_rewards(to_plain_value(cfg.task.get("rewards") or [])):
-            reward.preflight()
+    if rank == 0:  # before the model is prepared or SFT runs: the data and the rewards can work
+        task = build_task(cfg.task)
+        rewards = build_rewards(to_plain_value(task.reward_specs))
+        task.check_records(rewards)  # every training record's ground truth parses (or skip_bad_records)
+        for reward in rewards:
+            reward.preflight()  # e.g. the LLM judge answers
     model_path = str(prepare_model(cfg.model))
     base_model = model_path
     if cfg.sft.get("enabled", False):

@@ -27,6 +27,7 @@ from transformers import AutoTokenizer
 from saw.rl import distributed as dist_utils
 from saw.rl.batches import PromptSampler, prompt_limit, seed_everything
 from saw.rl.logprobs import build_token_batch, response_logprobs
+from rewards import build_rewards
 from saw.core.io import MetricsWriter, explain_write_error, make_readable
 from saw.rl.engine import autocast_dtype, build_policy, named_weights_for_sync
 from saw.tasks import build_task
@@ -75,6 +76,7 @@ def run_sft(cfg: Any, model_path: str) -> Path:
     rank, world = dist_utils.init_distributed(cfg.trainer.get("dist_backend"))
     seed_everything(int(s.seed))
     task = build_task(cfg.task)
+    task.check_records(build_rewards(to_plain_value(task.reward_specs)))  # no SFT on unscorable targets
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -99,6 +99,7 @@ class RLTrainer:
         specs = self.task.reward_specs
         self.rewards = build_rewards(to_plain_value(specs))
         self.reward_names = [r.name for r in self.rewards]
+        self.task.check_records(self.rewards)  # drops unscorable records under task.skip_bad_records
         self.reward_min = torch.tensor([r.min for r in self.rewards], dtype=torch.float64)
         self.reward_max = torch.tensor([r.max for r in self.rewards], dtype=torch.float64)
 

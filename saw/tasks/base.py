@@ -27,6 +27,7 @@ from typing import Any, Callable, Hashable
 from saw.core.config import to_plain
 from saw.core.tokens import chat_template_ids
 from saw.core.registry import Registry
+from rewards import split_bad_records
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ RECORD_FIELDS = ("id", "prompt", "ground_truth", "data_source", "extra_info")
 # Keys every task config may carry besides its task-specific ones.
 COMMON_KEYS = frozenset({
     "name", "source", "seed", "rewards", "max_prompt_length", "max_response_length",
-    "max_train_records", "max_eval_records", "validation_size", "filter_overlong_prompts",
+    "max_train_records", "max_eval_records", "validation_size", "filter_overlong_prompts", "skip_bad_records",
 })
 
 
@@ -295,6 +296,27 @@ class Task:
                      self.name, "/".join(f"{removed[k]} {k}" for k in sizes), int(limit),
                      "/".join(str(v) for v in sizes.values()))
         return removed
+
+    def check_records(self, rewards: Sequence[Any]) -> list[tuple[str, str]]:
+        """Check every train/validation record against the rewards (``Reward.check_record``).
+
+        Bad records raise TaskDataError listing them (ids and errors), unless the task config sets
+        ``skip_bad_records: true``: then they are dropped and returned as (id, error) pairs.
+        """
+        bad_all: list[tuple[str, str]] = []
+        for split in ("train", "validation"):
+            good, bad = split_bad_records(rewards, getattr(self, split))
+            bad_all += bad
+            if bad and self.config.get("skip_bad_records", False):
+                setattr(self, split, good)
+                log.warning("task %s: skipped %d %s records that the rewards cannot score (first: %s: %s)",
+                            self.name, len(bad), split, bad[0][0], bad[0][1])
+        if bad_all and not self.config.get("skip_bad_records", False):
+            listed = "\n  ".join(f"{rid}: {err}" for rid, err in bad_all[:10])
+            more = f"\n  ... and {len(bad_all) - 10} more" if len(bad_all) > 10 else ""
+            raise TaskDataError(f"task {self.name!r}: {len(bad_all)} train/validation records cannot be scored:\n  "
+                                f"{listed}{more}\nfix the data, or set task.skip_bad_records=true to train without them")
+        return bad_all
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={v}" for k, v in self.sizes().items())

@@ -260,6 +260,11 @@ def _distributed_worker(model_dir: str, out_dir: str) -> None:
         result[aggregation] = {"rewards": captured["rewards"].tolist(), "weights": trainer.reward_weights.tolist(),
                                "advantages": out["advantages"].tolist()}
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    sys.stdout.flush()
+    os._exit(0)  # exit-time hooks of the trainer stack can hang a gloo worker after its parent is gone
 
 
 @pytest.mark.slow

@@ -177,3 +177,25 @@ def test_length_summary_hand_computed():
     s = length_summary([10, 2, 4, 8, 6])
     assert s == {"n": 5, "mean": 6.0, "median": 6, "p90": 10, "max": 10}
     assert length_summary([])["n"] == 0
+
+
+def _toolcall_record(rid, ground_truth):
+    return {"id": rid, "prompt": [{"role": "user", "content": "q"}], "ground_truth": ground_truth,
+            "data_source": "unit", "extra_info": {}}
+
+
+def test_unscorable_records_are_found_before_training():
+    from rewards import build_rewards
+
+    good = '<think>x</think>\n<tool_call>\n{"name": "f", "parameters": {"a": 1}}\n</tool_call>'
+    bad = '<think>x</think>\n<tool_call>\nnot json\n</tool_call>'
+    rewards = build_rewards(["toolcall_format", "toolcall_correctness"])
+    records = [_toolcall_record("ok", good), _toolcall_record("broken-7", bad), _toolcall_record("ok2", good)]
+    task = Task(name="unit", train=list(records), validation=[], test=[], reward_specs=["r"])
+    with pytest.raises(TaskDataError, match=r"(?s)1 train/validation records cannot be scored:\n  broken-7: .*"
+                                            r"skip_bad_records=true"):
+        task.check_records(rewards)
+    skipping = Task(name="unit", train=list(records), validation=[], test=[], reward_specs=["r"],
+                    config={"skip_bad_records": True})
+    assert [rid for rid, _ in skipping.check_records(rewards)] == ["broken-7"]
+    assert [r["id"] for r in skipping.train] == ["ok", "ok2"]
