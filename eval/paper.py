@@ -26,3 +26,6 @@ OVERHEAD_PERCENT: dict[str, tuple[float, float]] = {
     "saw": (0.9, 2.7),
     "gradient": (158.7, 188.7),
 }
+
+# BFCL v4 entries behind the paper's Table 1 (Overall = mean of the three groups)
+BFCL_COUNTS: dict[str, int] = {"non_live": 1150, "live": 1381, "multi_turn": 800}

@@ -188,17 +188,32 @@ def toolcall_table(runs: Sequence[Run]) -> Table | None:
         Column("format_rate", "Format rate", _metric("format_rate"), 100.0),
     ]
     all_runs = [r for rs in groups.values() for r in rs]
-    notes = ["BFCL v4 accuracy in %, scored with the bfcl-eval package's AST checker; mean ± sample std "
-             "over seeds (Seeds = number of runs; one run shows the mean alone).",
-             "Non-Live = unweighted mean of simple, multiple, parallel, parallel_multiple with simple = "
-             "simple_python only (BFCL's leaderboard also averages Java and JavaScript into simple). "
-             "Live = mean of the four live AST categories weighted by their sizes (as BFCL).",
+    # relevance detection: extra columns, only when some run has them
+    for key, header in (("live_relevance", "Live relevance"), ("irrelevance", "Irrelevance"),
+                        ("live_irrelevance", "Live irrelevance")):
+        if any(_metric(key)(r) is not None for r in all_runs):
+            columns.append(Column(key, header, _metric(key), 100.0))
+    notes = ["BFCL v4 accuracy in %, scored with the bfcl-eval package's checkers (AST; multi-turn state and "
+             "response checks); mean ± sample std over seeds (Seeds = number of runs; one run shows the mean alone).",
+             "Non-Live (1150 entries) = unweighted mean of simple, multiple, parallel, parallel_multiple with simple = "
+             "mean of simple_python, simple_java, simple_javascript. Live (1351) = the four live AST categories "
+             "weighted by their sizes (BFCL v4's Live Overall). Multi-Turn (800) = mean of multi_turn_base, "
+             "miss_func, miss_param, long_context, run against BFCL's simulated APIs (web_search and memory "
+             "are not run: they need the network / extra files).",
              "Overall = mean of Non-Live, Live and Multi-Turn (the paper's definition); Format rate = share "
              "of completions in the exact ToolRL format (toolcall_format reward = 1)."]
+    renders = sorted({str((r.eval or {}).get("tool_render")) for r in all_runs if (r.eval or {}).get("tool_render")})
+    if renders:
+        notes.append("Prompt rendering: " + ", ".join(renders) + " (each run evaluated with the rendering it was "
+                     "trained with; toolrl = ToolRL's BFCL handler prompt and decoder).")
+    subsampled = sorted({int(r.eval["n_records"]) for r in all_runs if (r.eval or {}).get("n_dialogues") is not None
+                         and int(r.eval.get("n_dialogues") or 0) < 800})
+    if subsampled:
+        notes.append("Subsampled evaluation (smoke scale): a fixed subset of every category, including fewer than "
+                     "200 dialogues per Multi-Turn category; not comparable with full-set numbers.")
     if all(_metric("multi_turn")(r) is None for r in all_runs):
-        notes.append("Multi-Turn was not run (it needs BFCL's multi-turn executors and a dialogue loop), so "
-                     "Overall is not available; Mean(Non-Live, Live) is shown instead and is not the paper's "
-                     "Overall.")
+        notes.append("Multi-Turn was not run for these runs, so Overall is not available; Mean(Non-Live, Live) is "
+                     "shown instead and is not the paper's Overall.")
     if any((r.eval or {}).get("live_in_training_data") for r in all_runs):
         notes.append("Live is the training data on this setup (the embedded task trains on BFCL's Live "
                      "categories): Live measures fit to the training set, not generalisation.")

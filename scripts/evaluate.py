@@ -6,6 +6,7 @@
     python scripts/evaluate.py experiment=embedded_toolcall eval.model=<SFT folder> eval.algorithm=sft
     python scripts/evaluate.py experiment=embedded_summarize eval.run_dir=<run> eval.max_records=20
     python scripts/evaluate.py eval.run_dir=<run> eval.repeats=4 eval.temperature=0.7   (k sampled runs)
+    python scripts/evaluate.py eval.policy=oracle      (no model: ground truth through the scorer, per category)
 
 Same Hydra config tree as training (conf/), plus the ``eval`` section (conf/eval/default.yaml).
 Tool calling is scored on BFCL v4 with bfcl-eval's AST checker (eval/bfcl.py); summarisation
@@ -47,6 +48,10 @@ def main(cfg: DictConfig) -> None:
     from eval.harness import run_evaluation
 
     payload, path = run_evaluation(cfg)
+    if payload["task"] == "toolcall":
+        from eval.harness import format_category_table
+
+        print(format_category_table(payload), flush=True)
     metrics = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in payload["metrics"].items()}
     log.info("%s / %s: %s", payload["task"], payload["algorithm"], json.dumps(metrics))
     log.info("wrote %s", path)

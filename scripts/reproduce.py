@@ -14,8 +14,10 @@ PNG) and the tables are printed at the end.
 Where the embedded (CPU) reproduction deviates from the paper:
 1. SmolLM2-135M-Instruct instead of Qwen2.5-1.5B/3B-Instruct, a few RL steps of 4 prompts x 4
    samples instead of ~100 steps of 512 x 4: a smoke-scale run that exercises the full method.
-2. Tool calling trains on BFCL v4 Live (not ToolRL's rlla_4k) and is tested on BFCL v4
-   Non-Live; Live scores are on training data; Multi-Turn is not run.
+2. Tool calling trains on BFCL v4 Live (not ToolRL's rlla_4k) and is tested on BFCL v4 Non-Live
+   (incl. Java/JavaScript) and Multi-Turn; Live scores are on training data. Smoke Multi-Turn:
+   one dialogue per category, cut to its first 2 turns, 1 tool step per turn, prompts cut to 640
+   tokens.
 3. Summarisation uses ACLSum with ROUGE (quality) and a length rule (conciseness) instead of
    Reddit TL;DR scored by an LLM judge.
 4. Evaluation subsamples each BFCL category (``--eval-records``) to fit the time budget.
@@ -121,6 +123,9 @@ def main() -> None:
         exp_dir = ROOT / args.output_root / exp
         t0 = time.time()
         ev = [f"eval.max_records={eval_records}"] if eval_records else []
+        if args.profile == "smoke":  # multi-turn kept cheap: 1 dialogue/category, first 2 turns, 1 step/turn
+            ev += ["eval.multi_turn.max_records=1", "eval.multi_turn.max_turns=2",
+                   "eval.multi_turn.step_limit=1", "eval.multi_turn.max_prompt_length=640"]
         base = exp_dir / f"{task}-base-s0"
         if not (base / "eval.json").exists():
             sh([py, "scripts/evaluate.py", *common, *ev], logs / f"eval_{exp}.log")

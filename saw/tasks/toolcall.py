@@ -48,9 +48,19 @@ it. ``extra_info`` keeps ``bfcl_id``, ``category``, ``functions`` (BFCL's functi
 ``possible_answer`` (BFCL's acceptable values) and ``question`` for the BFCL checker.
 
 Tool rendering (config ``tool_render``): ``compact`` (default; one line per tool with a
-JSON sketch of its parameters, short rules, one worked example) or ``full`` (ToolRL's
-style: numbered tools with name, description and the whole JSON parameter schema, and
-longer instructions). Prompt length sets the step cost on CPU, hence the compact default.
+JSON sketch of its parameters, short rules, one worked example), ``full`` (ToolRL-like:
+numbered tools with name, description and the whole JSON parameter schema, and longer
+instructions) or ``toolrl`` (exactly the prompt of ToolRL's BFCL handler, see
+:mod:`saw.tasks.toolrl_prompt`: ToolRL's system prompt, BFCL's system messages dropped, the
+user turn wrapped in ``<user> ... </user>`` with ToolRL's instruction). Prompt length sets the
+step cost on CPU, hence the compact default; evaluation uses the run's own rendering
+(eval/harness.py). The prompt shows the function docs after BFCL's language-specific
+pre-processing for Java/JavaScript (values as Java/JS literals in strings) and, in the
+``toolrl`` rendering, for every category (BFCL's inference pipeline does so for every model);
+``extra_info["functions"]`` keeps BFCL's original docs for the checker.
+
+The BFCL category lists (Non-Live, Live, Multi-Turn, relevance) are defined here, once; eval/
+imports them.
 """
 
 from __future__ import annotations
@@ -77,14 +87,30 @@ from saw.tasks.base import (
 
 log = logging.getLogger(__name__)
 
+# ---- BFCL v4 categories (the one definition; eval/ imports them from here)
+# BFCL's "simple" group: the three languages' simple categories (unweighted mean)
+SIMPLE_LANGUAGE_CATEGORIES = ("simple_python", "simple_java", "simple_javascript")
+# Non-Live AST: simple (3 languages) + multiple + parallel + parallel_multiple = 1150 entries
+NON_LIVE_CATEGORIES = ("simple_python", "simple_java", "simple_javascript", "multiple", "parallel",
+                       "parallel_multiple")
+# the Python ones (the embedded task's test split)
+NON_LIVE_PYTHON_CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple")
+# Live AST (BFCL's Live Overall, weighted by size) = 1351 entries
 LIVE_CATEGORIES = ("live_simple", "live_multiple", "live_parallel", "live_parallel_multiple")
-NON_LIVE_CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple")
-TOOL_RENDERS = ("compact", "full")
+MULTI_TURN_CATEGORIES = ("multi_turn_base", "multi_turn_miss_func", "multi_turn_miss_param",
+                         "multi_turn_long_context")
+# relevance detection (no possible answer: a call is expected, or none is)
+RELEVANCE_CATEGORIES = ("live_relevance",)
+IRRELEVANCE_CATEGORIES = ("irrelevance", "live_irrelevance")
+AST_CATEGORIES = NON_LIVE_CATEGORIES + LIVE_CATEGORIES
+SINGLE_TURN_CATEGORIES = AST_CATEGORIES + RELEVANCE_CATEGORIES + IRRELEVANCE_CATEGORIES
+ALL_CATEGORIES = SINGLE_TURN_CATEGORIES + MULTI_TURN_CATEGORIES
+TOOL_RENDERS = ("compact", "full", "toolrl")
 BFCL_DATA_SOURCE = "bfcl_v4"
 DEFAULT_REWARDS = ["toolcall_format", "toolcall_correctness"]
 _ALLOWED_KEYS = frozenset({
     "train_categories", "test_categories", "tool_render", "bfcl_data_dir",
-    "paths", "hub_id", "hub_subset", "hub_splits",
+    "paths", "hub_id", "hub_subset", "hub_splits", "drop_test_questions",
 })
 
 
@@ -97,7 +123,7 @@ def bfcl_data_dir(override: str | Path | None = None) -> Path:
 def _read_json_lines(path: Path) -> list[dict]:
     if not path.is_file():
         raise TaskDataError(f"BFCL file {str(path)!r} does not exist (is the category name right? "
-                            f"valid: {', '.join(LIVE_CATEGORIES + NON_LIVE_CATEGORIES)})")
+                            f"valid: {', '.join(ALL_CATEGORIES)})")
     rows = []
     with path.open(encoding="utf-8") as fh:
         for line_no, line in enumerate(fh, start=1):
@@ -117,7 +143,10 @@ def load_bfcl_category(category: str, data_dir: str | Path | None = None) -> lis
     root = bfcl_data_dir(data_dir)
     questions = _read_json_lines(root / f"BFCL_v4_{category}.json")
     answer_path = root / "possible_answer" / f"BFCL_v4_{category}.json"
-    answers = {row.get("id"): row for row in _read_json_lines(answer_path)}
+    if category in RELEVANCE_CATEGORIES + IRRELEVANCE_CATEGORIES:  # BFCL has no possible answers for them
+        answers = {q.get("id"): {"id": q.get("id"), "ground_truth": []} for q in questions}
+    else:
+        answers = {row.get("id"): row for row in _read_json_lines(answer_path)}
     pairs = []
     for line_no, q in enumerate(questions, start=1):
         where = f"{root / f'BFCL_v4_{category}.json'}: line {line_no}"
@@ -316,7 +345,36 @@ def tool_system_prompt(functions: Sequence[Mapping[str, Any]], tool_render: str 
     if tool_render == "full":
         tools = "\n".join(render_tool_full(i, f) for i, f in enumerate(functions, start=1))
         return f"{_FULL_INTRO}\n\n# Available tools\nYou may call these tools:\n{tools}\n\n{_FULL_STEPS}"
+    if tool_render == "toolrl":
+        from saw.tasks.toolrl_prompt import toolrl_system_prompt
+
+        return toolrl_system_prompt(functions)
     raise ValueError(f"unknown tool_render {tool_render!r}; valid: {', '.join(TOOL_RENDERS)}")
+
+
+# answer without a tool call (ground truth of the irrelevance categories)
+NO_CALL_ANSWER = "<think> None of the tools fits the request. </think>\n<response> I cannot do this with the tools I have. </response>"
+
+
+def bfcl_prompt_functions(functions: Sequence[Mapping[str, Any]], category: str, tool_render: str) -> list[dict]:
+    """The function docs shown in the prompt (the checker always gets BFCL's originals).
+
+    BFCL's inference pipeline shows every model the docs after its language-specific
+    pre-processing (``bfcl_eval.utils.add_language_specific_hint_to_function_doc``: a sentence
+    naming the language appended to each description; Java/JavaScript parameters turned into
+    strings whose description names the Java/JS type). ToolRL's handler got them so, hence the
+    ``toolrl`` rendering uses them for every category; ``compact``/``full`` keep the raw docs
+    for Python (their training prompts) and use BFCL's pre-processed docs for Java/JavaScript,
+    whose answers must be Java/JS literals in strings.
+    """
+    if tool_render != "toolrl" and category not in ("simple_java", "simple_javascript"):
+        return list(functions)
+    import copy
+
+    from bfcl_eval.utils import add_language_specific_hint_to_function_doc
+
+    entry = {"id": f"{category}_0", "function": copy.deepcopy(list(functions))}
+    return add_language_specific_hint_to_function_doc([entry])[0]["function"]
 
 
 def bfcl_to_record(question: Mapping[str, Any], answer: Mapping[str, Any], category: str,
@@ -330,28 +388,44 @@ def bfcl_to_record(question: Mapping[str, Any], answer: Mapping[str, Any], categ
         raise TaskDataError(f"{where}: multi-turn entries are not supported (got {len(turns)} turns)")
     messages = check_messages(turns[0], where)
     functions = question["function"]
-    if not isinstance(functions, list) or not functions:
+    if not isinstance(functions, list) or (not functions and category not in IRRELEVANCE_CATEGORIES):
         raise TaskDataError(f"{where}: 'function' must be a non-empty list of function docs")
     if "ground_truth" not in answer:
         raise TaskDataError(f"{where}: possible-answer entry lacks 'ground_truth'")
-    system = tool_system_prompt(functions, tool_render)
+    if tool_render not in TOOL_RENDERS:
+        raise ValueError(f"unknown tool_render {tool_render!r}; valid: {', '.join(TOOL_RENDERS)}")
+    shown = bfcl_prompt_functions(functions, category, tool_render)
     chat: list[dict] = []
-    for msg in messages:
-        if msg["role"] == "system":  # BFCL's own system text goes after ours, in one system message
-            system = system + "\n\n" + msg["content"]
-        else:
-            chat.append({"role": msg["role"], "content": msg["content"]})
-    if not any(m["role"] == "user" for m in chat):
-        raise TaskDataError(f"{where}: no user message")
-    calls = bfcl_ground_truth_calls(answer["ground_truth"], functions)
+    if tool_render == "toolrl":  # ToolRL's handler: BFCL's system messages dropped, user turn wrapped
+        from saw.tasks.toolrl_prompt import toolrl_messages
+
+        if not any(m["role"] == "user" for m in messages):
+            raise TaskDataError(f"{where}: no user message")
+        prompt = toolrl_messages(messages, shown, multi_turn=False)
+        chat = [m for m in messages if m["role"] != "system"]
+    else:
+        system = tool_system_prompt(shown, tool_render)
+        for msg in messages:
+            if msg["role"] == "system":  # BFCL's own system text goes after ours, in one system message
+                system = system + "\n\n" + msg["content"]
+            else:
+                chat.append({"role": msg["role"], "content": msg["content"]})
+        if not any(m["role"] == "user" for m in chat):
+            raise TaskDataError(f"{where}: no user message")
+        prompt = [{"role": "system", "content": system}] + chat
+    if category in RELEVANCE_CATEGORIES + IRRELEVANCE_CATEGORIES:
+        ground_truth = NO_CALL_ANSWER if category in IRRELEVANCE_CATEGORIES else ""
+    else:
+        ground_truth = format_tool_calls(bfcl_ground_truth_calls(answer["ground_truth"], functions))
     return {
         "id": str(question["id"]),
-        "prompt": [{"role": "system", "content": system}] + chat,
-        "ground_truth": format_tool_calls(calls),
+        "prompt": prompt,
+        "ground_truth": ground_truth,
         "data_source": BFCL_DATA_SOURCE,
         "extra_info": {
             "bfcl_id": str(question["id"]),
             "category": category,
+            "tool_render": tool_render,
             "functions": functions,
             "possible_answer": answer["ground_truth"],
             "question": " ".join(m["content"] for m in chat if m["role"] == "user"),
@@ -449,7 +523,7 @@ def _build_bfcl(cfg: Mapping[str, Any]) -> tuple[list[dict], list[dict], list[di
         return out
 
     train_cats = list(cfg.get("train_categories") or LIVE_CATEGORIES)
-    test_cats = list(cfg.get("test_categories") or NON_LIVE_CATEGORIES)
+    test_cats = list(cfg.get("test_categories") or NON_LIVE_PYTHON_CATEGORIES)
     overlap = set(train_cats) & set(test_cats)
     if overlap:
         raise ValueError(f"toolcall task: categories {sorted(overlap)} are in both train_categories and test_categories")
@@ -472,7 +546,8 @@ def _build_toolrl(cfg: Mapping[str, Any]) -> tuple[list[dict], list[dict], list[
         raise TaskDataError("toolcall task (source toolrl): no training rows; set task.paths.train or task.hub_id")
     validation = _load_toolrl_split(cfg, "validation")
     test = _load_toolrl_split(cfg, "test")
-    train = _drop_shared_questions(train, test, "toolcall/toolrl")
+    if cfg.get("drop_test_questions", True):  # the authors kept every row (their scripts: no such filter)
+        train = _drop_shared_questions(train, test, "toolcall/toolrl")
     return train, validation, test
 
 

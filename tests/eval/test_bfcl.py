@@ -68,7 +68,7 @@ def test_decode_rejects_bad_lines(text):
 
 
 # ----------------------------------------------------------------------------- the real checker
-CATEGORIES = bfcl.NON_LIVE_CATEGORIES + bfcl.LIVE_CATEGORIES
+CATEGORIES = bfcl.NON_LIVE_PYTHON_CATEGORIES + bfcl.LIVE_CATEGORIES  # Python answers (Java/JS: test_oracle_*)
 
 
 OMIT = object()
@@ -249,8 +249,10 @@ def test_task_ground_truth_mostly_passes_the_checker(bfcl_pairs):
 
 
 def test_unsupported_category_is_rejected():
-    with pytest.raises(ValueError, match="simple_java"):
-        check_completion("", [], [], "simple_java")
+    with pytest.raises(ValueError, match="multi-turn"):
+        check_completion("", [], [], "multi_turn_base")
+    with pytest.raises(ValueError, match="decoder"):
+        check_completion("", [], [], "simple_python", decoder="lenient")
 
 
 def test_checker_exception_makes_sample_invalid():
@@ -309,11 +311,19 @@ def test_real_model_config_is_used_when_already_imported():
 
 # ----------------------------------------------------------------------------- aggregation
 def test_non_live_is_unweighted_mean_of_groups():
-    acc = {"simple_python": 0.5, "multiple": 0.25, "parallel": 1.0, "parallel_multiple": 0.0}
-    assert non_live_accuracy(acc) == pytest.approx((0.5 + 0.25 + 1.0 + 0.0) / 4)
-    # BFCL's simple group averages the languages present
-    assert non_live_accuracy({**acc, "simple_java": 0.1}) == pytest.approx(((0.5 + 0.1) / 2 + 1.25) / 4)
+    acc = {"simple_python": 0.5, "simple_java": 0.1, "simple_javascript": 0.3, "multiple": 0.25, "parallel": 1.0,
+           "parallel_multiple": 0.0}
+    # BFCL's simple group is the unweighted mean of the three languages
+    assert non_live_accuracy(acc) == pytest.approx(((0.5 + 0.1 + 0.3) / 3 + 0.25 + 1.0 + 0.0) / 4)
     assert non_live_accuracy({k: v for k, v in acc.items() if k != "parallel"}) is None
+    assert non_live_accuracy({k: v for k, v in acc.items() if k != "simple_java"}) is None
+
+
+def test_multi_turn_is_unweighted_mean():
+    acc = {"multi_turn_base": 0.5, "multi_turn_miss_func": 0.25, "multi_turn_miss_param": 0.0,
+           "multi_turn_long_context": 1.0}
+    assert bfcl.multi_turn_accuracy(acc) == pytest.approx(1.75 / 4)
+    assert bfcl.multi_turn_accuracy({"multi_turn_base": 1.0}) is None
 
 
 def test_live_is_weighted_by_category_size():
@@ -326,8 +336,12 @@ def test_live_is_weighted_by_category_size():
 
 def test_category_sizes_match_the_data_files():
     sizes = bfcl.bfcl_category_sizes()
-    assert sizes == {c: len(load_bfcl_category(c)) for c in CATEGORIES}
+    assert sizes == {c: len(load_bfcl_category(c)) for c in bfcl.SINGLE_TURN_CATEGORIES} | {
+        c: 200 for c in bfcl.MULTI_TURN_CATEGORIES}
     assert sizes["simple_python"] == 400 and sizes["live_multiple"] == 1053
+    # the paper's Non-Live count; Live = BFCL's four live AST categories
+    assert sum(sizes[c] for c in bfcl.NON_LIVE_CATEGORIES) == 1150
+    assert sum(sizes[c] for c in bfcl.LIVE_CATEGORIES) == 1351
 
 
 def test_overall_needs_all_three():
@@ -336,12 +350,15 @@ def test_overall_needs_all_three():
 
 
 def test_aggregate_runs_by_hand():
-    """Two runs over all eight categories; every number recomputed by hand."""
-    sizes = {"simple_python": 4, "multiple": 2, "parallel": 2, "parallel_multiple": 2,
-             "live_simple": 3, "live_multiple": 1, "live_parallel": 1, "live_parallel_multiple": 1}
+    """Two runs over the Non-Live, Live and Multi-Turn categories; every number recomputed by hand."""
+    sizes = {"simple_python": 4, "simple_java": 1, "simple_javascript": 1, "multiple": 2, "parallel": 2,
+             "parallel_multiple": 2, "live_simple": 3, "live_multiple": 1, "live_parallel": 1,
+             "live_parallel_multiple": 1}
     T, F = True, False
     valid = {
         "simple_python": [[T, T, F, F], [T, F, F, F]],   # 0.5, 0.25
+        "simple_java": [[T], [F]],                       # 1, 0
+        "simple_javascript": [[F], [F]],                 # 0, 0
         "multiple": [[T, T], [T, F]],                    # 1.0, 0.5
         "parallel": [[F, F], [F, F]],                    # 0, 0
         "parallel_multiple": [[T, F], [T, F]],           # 0.5, 0.5
@@ -349,22 +366,103 @@ def test_aggregate_runs_by_hand():
         "live_multiple": [[T], [F]],                     # 1, 0
         "live_parallel": [[F], [F]],                     # 0, 0
         "live_parallel_multiple": [[T], [T]],            # 1, 1
+        "multi_turn_base": [[T, F], [T, T]],             # 0.5, 1
+        "multi_turn_miss_func": [[F], [F]],              # 0, 0
+        "multi_turn_miss_param": [[T], [F]],             # 1, 0
+        "multi_turn_long_context": [[T, T], [F, T]],     # 1, 0.5
+        "irrelevance": [[T, F], [T, T]],                 # 0.5, 1 (extra column only)
     }
     out = aggregate_runs(valid, sizes, formatted=[1, 0, 1, 1])
-    nl = [(0.5 + 1.0 + 0 + 0.5) / 4, (0.25 + 0.5 + 0 + 0.5) / 4]
+    nl = [((0.5 + 1 + 0) / 3 + 1.0 + 0 + 0.5) / 4, ((0.25 + 0 + 0) / 3 + 0.5 + 0 + 0.5) / 4]
     lv = [(2 / 3 * 3 + 1 + 0 + 1) / 6, (1 / 3 * 3 + 0 + 0 + 1) / 6]
+    mt = [(0.5 + 0 + 1 + 1) / 4, (1 + 0 + 0 + 0.5) / 4]
     m = out["metrics"]
     assert m["non_live"] == pytest.approx(sum(nl) / 2)
     assert m["live"] == pytest.approx(sum(lv) / 2)
-    assert m["multi_turn"] is None and m["overall"] is None
+    assert m["multi_turn"] == pytest.approx(sum(mt) / 2)
+    overall = [(a + b + c) / 3 for a, b, c in zip(nl, lv, mt)]
+    assert m["overall"] == pytest.approx(sum(overall) / 2)
+    assert out["metrics_std"]["overall"] == pytest.approx(abs(overall[0] - overall[1]) / math.sqrt(2))
     assert m["overall_without_multi_turn"] == pytest.approx((sum(nl) / 2 + sum(lv) / 2) / 2)
+    assert m["irrelevance"] == pytest.approx(0.75)
     assert m["format_rate"] == pytest.approx(0.75)
     assert out["metrics_std"]["non_live"] == pytest.approx(abs(nl[0] - nl[1]) / math.sqrt(2))
     assert out["per_category"]["simple_python"] == {
         "accuracy": 0.375, "accuracy_std": pytest.approx(0.25 / math.sqrt(2)), "accuracy_runs": [0.5, 0.25], "n": 4}
     assert [r["live"] for r in out["runs"]] == pytest.approx(lv)
+    # without Multi-Turn there is no Overall
+    partial = aggregate_runs({c: v for c, v in valid.items() if not c.startswith("multi_turn")}, sizes)
+    assert partial["metrics"]["multi_turn"] is None and partial["metrics"]["overall"] is None
 
 
 def test_aggregate_runs_rejects_ragged_input():
     with pytest.raises(ValueError, match="same number"):
         aggregate_runs({"simple_python": [[True]], "multiple": [[True], [False]]}, {})
+
+
+# ----------------------------------------------------------------------------- ToolRL's decoder
+@pytest.mark.parametrize("text, expected", [
+    # only the last <tool_call> block counts
+    ('<tool_call>\n{"name": "a", "parameters": {}}\n</tool_call>\n<tool_call>\n{"name": "b", "parameters": {"x": 1}}\n'
+     '</tool_call>', [{"b": {"x": 1}}]),
+    # a line that does not parse is skipped, the others kept
+    ('<tool_call>\n{"name": "f", "parameters": {"a": 1}}\nf(a=2)\n{"name": "g", "parameters": {}}\n</tool_call>',
+     [{"f": {"a": 1}}, {"g": {}}]),
+    # lines without "name" / "parameters" are skipped
+    ('<tool_call>\n{"name": "f"}\n{"function": "g", "parameters": {}}\n{"name": "h", "parameters": {}}\n</tool_call>',
+     [{"h": {}}]),
+    # a call named None (any case) is dropped
+    ('<tool_call>\n{"name": "None", "parameters": {}}\n{"name": " none ", "parameters": {}}\n</tool_call>', []),
+    # no <tool_call>: no call; an unclosed block reads to the end
+    ("<think> x </think>\n<response> no </response>", []),
+    ('<tool_call>\n{"name": "f", "parameters": {"a": [1]}}', [{"f": {"a": [1]}}]),
+])
+def test_toolrl_decoder(text, expected):
+    assert bfcl.decode_tool_calls_toolrl(text) == expected
+    assert bfcl.decode(text, "toolrl") == expected
+
+
+def test_toolrl_decoder_versus_strict_on_the_checker():
+    """The same answer: valid under toolrl (bad line skipped), decoder_failed under strict."""
+    functions = [{"name": "f", "parameters": {"type": "dict", "properties": {"a": {"type": "integer"}},
+                                              "required": ["a"]}}]
+    text = '<tool_call>\n{"name": "f", "parameters": {"a": 1}}\nnot json\n</tool_call>'
+    assert check_completion(text, functions, [{"f": {"a": [1]}}], "simple_python", "toolrl").valid
+    res = check_completion(text, functions, [{"f": {"a": [1]}}], "simple_python", "strict")
+    assert res.error_type == "ast_decoder:decoder_failed"
+    # parameters that are not an object: BFCL's format check
+    res = check_completion('<tool_call>\n{"name": "f", "parameters": [1]}\n</tool_call>', functions,
+                           [{"f": {"a": [1]}}], "simple_python", "toolrl")
+    assert res.error_type == "ast_decoder:decoder_wrong_output_format"
+
+
+def test_decode_execute_renders_python_calls():
+    text = '<tool_call>\n{"name": "cd", "parameters": {"folder": "a b"}}\n{"name": "None", "parameters": {}}\n' \
+           '{"name": "ls", "parameters": {"a": true, "n": [1, 2]}}\n</tool_call>'
+    assert bfcl.decode_execute(text, "toolrl") == ["cd(folder='a b')", "ls(a=True, n=[1, 2])"]
+    with pytest.raises(ToolCallDecodeError):
+        bfcl.decode_execute('<tool_call>\n{"name": "f", "parameters": [1]}\n</tool_call>', "toolrl")
+
+
+def test_relevance_checks():
+    call = '<tool_call>\n{"name": "f", "parameters": {}}\n</tool_call>'
+    assert check_completion(call, [], [], "live_relevance", "toolrl").valid
+    assert not check_completion("<response> no </response>", [], [], "live_relevance", "toolrl").valid
+    assert check_completion("<response> no </response>", [], [], "irrelevance", "toolrl").valid
+    res = check_completion(call, [], [], "live_irrelevance", "toolrl")
+    assert not res.valid and res.error_type == "irrelevance_error:decoder_success"
+
+
+def test_java_and_javascript_oracle_answers():
+    """Java/JS values must be Java/JS literals in strings: the oracle writes them so and BFCL's
+    language checkers accept them; the Python-valued ground truth is a type error."""
+    for cat, q_id in (("simple_java", "simple_java_1"), ("simple_javascript", "simple_javascript_0")):
+        q, a = next((q, a) for q, a in load_bfcl_category(cat) if q["id"] == q_id)
+        rec = bfcl_to_record(q, a, cat, "toolrl")
+        text = bfcl.oracle_completion(rec)
+        assert check_completion(text, q["function"], a["ground_truth"], cat, "toolrl").valid, text
+        res = check_completion(rec["ground_truth"], q["function"], a["ground_truth"], cat, "toolrl")
+        assert not res.valid and res.error_type.startswith("type_error")
+    q, a = next((q, a) for q, a in load_bfcl_category("simple_java") if q["id"] == "simple_java_1")
+    params = json.loads(bfcl.oracle_completion(bfcl_to_record(q, a, "simple_java")).split("\n")[2])["parameters"]
+    assert params["useShortName"] == "true" and params["object"] == "Customers"

@@ -84,12 +84,13 @@ def test_toolcall_evaluation_with_scripted_answers(tmp_path, dummy_model):
     """Run 0 answers with the task's ground truth, run 1 with nothing: run accuracies are the
     checker's verdicts on the ground truth and 0; eval.json has the documented schema."""
     out_dir = tmp_path / "out"
+    cats = "[" + ",".join(bfcl.NON_LIVE_CATEGORIES + bfcl.LIVE_CATEGORIES) + "]"
     cfg = compose_cfg("task=toolcall", "eval.max_records=3", "eval.repeats=2", "eval.temperature=0.7",
-                      f"eval.model={dummy_model}", f"eval.out_dir={out_dir}", "seed=5")
+                      f"eval.model={dummy_model}", f"eval.out_dir={out_dir}", "seed=5", f"eval.bfcl.categories={cats}")
     from eval.harness import bfcl_eval_records
 
     records = bfcl_eval_records(cfg)
-    assert len(records) == 8 * 3
+    assert len(records) == 10 * 3
     by_prompt = {prompt_key(r): r for r in records}
     engine = ScriptedEngine(None)
     engine.script = lambda i, r: (by_prompt[engine.tokenizer.prompts[i]]["ground_truth"] if r == 0
@@ -97,7 +98,7 @@ def test_toolcall_evaluation_with_scripted_answers(tmp_path, dummy_model):
     payload, path = run_evaluation(cfg, engine=engine)
     assert path == out_dir / "eval.json" and json.loads(path.read_text()) == payload
     assert payload["task"] == "toolcall" and payload["algorithm"] == "some-model" and payload["seed"] == 5
-    assert payload["split"] == "test" and payload["repeats"] == 2 and payload["n_records"] == 24
+    assert payload["split"] == "test" and payload["repeats"] == 2 and payload["n_records"] == 30
     assert payload["checker"].startswith("bfcl-eval 20")
     # the checker's own verdicts on the ground truth give run 0
     verdicts = bfcl.check_records([r["ground_truth"] for r in records], records)
@@ -193,7 +194,11 @@ def test_evaluate_script_on_tiny_model(tmp_path):
         assert payload["algorithm"] == "base" and payload["task"] == task
         assert (run / "config.yaml").is_file()
     tool = json.loads((tmp_path / "outputs/embedded_smoke/toolcall-base-s0/eval.json").read_text())
-    assert tool["n_records"] == 16 and tool["metrics"]["format_rate"] == 0.0  # a random model
+    assert tool["n_records"] == 10 * 2 and tool["n_dialogues"] == 4 * 2
+    assert tool["metrics"]["format_rate"] == 0.0 and tool["metrics"]["multi_turn"] == 0.0  # a random model
+    assert tool["tool_render"] == "compact" and tool["decoder"] == "strict"
+    lines = Path(tool["multi_turn_transcripts"]).read_text().splitlines()
+    assert len(lines) == 8 and all(json.loads(line)["turns"] for line in lines)
     assert not (tmp_path / ".hydra").exists() and not list(tmp_path.glob("*.log"))  # Hydra wrote nothing
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "make_tables.py"), str(tmp_path / "outputs"),
                            "--out", str(tmp_path / "results")], capture_output=True, text=True, timeout=300, cwd=REPO)
@@ -208,3 +213,62 @@ def test_write_eval_json_is_strict_and_atomic(tmp_path):
     path = write_eval_json(tmp_path / "run" / "eval.json", {"metrics": {"a": float("nan"), "b": [1.5, float("inf")]}})
     assert json.loads(path.read_text()) == {"metrics": {"a": None, "b": [1.5, None]}}
     assert [p.name for p in path.parent.iterdir()] == ["eval.json"]  # no temporary file left
+
+
+def test_oracle_policy_scores_every_group(tmp_path):
+    """eval.policy=oracle: no model, the ground truth through the same decoder and checkers; on
+    entries BFCL can score, every category is at 100 % and Overall is the mean of the three groups."""
+    out_dir = tmp_path / "oracle"
+    cats = "[" + ",".join(bfcl.ALL_CATEGORIES) + "]"  # with the relevance extras
+    cfg = compose_cfg("task=toolcall", "task.tool_render=toolrl", "eval.policy=oracle", "eval.max_records=3",
+                      "eval.multi_turn.max_records=2", "eval.repeats=2", f"eval.out_dir={out_dir}",
+                      f"eval.bfcl.categories={cats}")
+    payload, path = run_evaluation(cfg)
+    assert payload["policy"] == "oracle" and payload["model"] == "oracle" and payload["algorithm"] == "oracle"
+    assert payload["tool_render"] == "toolrl" and payload["decoder"] == "toolrl"
+    assert payload["n_records"] == 13 * 3 and payload["n_dialogues"] == 4 * 2
+    pc = payload["per_category"]
+    # the three-record subsample holds none of BFCL's unsolvable entries
+    assert all(v["accuracy"] == 1.0 for v in pc.values()), {c: v["failed_ids_run0"] for c, v in pc.items()}
+    assert pc["multi_turn_base"]["n"] == 2 and pc["multi_turn_base"]["group"] == "multi_turn"
+    m = payload["metrics"]
+    assert m["overall"] == pytest.approx((m["non_live"] + m["live"] + m["multi_turn"]) / 3) == 1.0
+    assert m["irrelevance"] == m["live_relevance"] == m["live_irrelevance"] == 1.0
+    assert payload["metrics_std"]["overall"] == 0.0
+    lines = Path(payload["multi_turn_transcripts"]).read_text().splitlines()
+    assert len(lines) == 8 * 2 and not (out_dir / "config.yaml").exists()
+    from eval.harness import format_category_table
+
+    table = format_category_table(payload)
+    assert "multi_turn_long_context" in table and "overall" in table
+
+
+def test_tool_render_and_decoder_follow_the_run(tmp_path):
+    """A run is evaluated with the rendering it was trained with; toolrl renders decode with toolrl."""
+    from eval.harness import eval_decoder, eval_tool_render
+
+    cfg = compose_cfg("task=toolcall")
+    assert eval_tool_render(cfg) == "compact" and eval_decoder(cfg) == "strict"
+    cfg = compose_cfg("task=toolcall_toolrl")
+    assert eval_tool_render(cfg) == "toolrl" and eval_decoder(cfg) == "toolrl"
+    cfg = compose_cfg("task=toolcall", "eval.bfcl.tool_render=full", "eval.bfcl.decoder=toolrl")
+    assert eval_tool_render(cfg) == "full" and eval_decoder(cfg) == "toolrl"
+    with pytest.raises(ValueError, match="decoder"):
+        eval_decoder(compose_cfg("task=toolcall", "eval.bfcl.decoder=loose"))
+    with pytest.raises(ValueError, match="web_search"):
+        from eval.harness import bfcl_eval_records
+
+        bfcl_eval_records(compose_cfg("task=toolcall", "eval.bfcl.categories=[web_search_base]"))
+
+
+def test_multi_turn_only_evaluation(tmp_path):
+    """Only multi-turn categories: Non-Live / Live / Overall stay null, Multi-Turn is scored."""
+    cfg = compose_cfg("task=toolcall", "eval.policy=oracle", "eval.max_records=1", f"eval.out_dir={tmp_path}",
+                      "eval.bfcl.categories=[multi_turn_base,multi_turn_miss_func,multi_turn_miss_param,"
+                      "multi_turn_long_context]", "eval.multi_turn.max_turns=2", "eval.multi_turn.step_limit=1")
+    payload, _ = run_evaluation(cfg)
+    m = payload["metrics"]
+    assert m["multi_turn"] == 1.0 and m["non_live"] is None and m["overall"] is None and m.get("format_rate") is None
+    assert payload["n_records"] == 0 and payload["n_dialogues"] == 4
+    assert any("first 2 user turns" in n for n in payload["notes"])
+    assert any("step cap 1" in n for n in payload["notes"])

@@ -197,3 +197,22 @@ def test_experiments_are_not_pooled(synthetic_runs):
     md = toolcall_table(load_runs([synthetic_runs])).markdown()
     assert md_row(md, "GRPO [embedded_test]")[1:3] == ["2", "35.00 ± 7.07"]
     assert md_row(md, "GRPO [embedded_other]")[1:3] == ["1", "90.00"]
+
+
+def test_table1_with_multi_turn_and_relevance_columns(tmp_path):
+    """Runs with Multi-Turn get an Overall; relevance extras become columns; the rendering and a
+    subsampled Multi-Turn are noted."""
+    from tests.eval.conftest import write_run
+
+    for seed, (nl, lv, mt, irr) in enumerate([(0.30, 0.50, 0.10, 0.8), (0.40, 0.60, 0.20, 0.6)]):
+        write_run(tmp_path, "toolcall", "grpo", seed,
+                  eval_metrics=dict(non_live=nl, live=lv, multi_turn=mt, overall=(nl + lv + mt) / 3,
+                                    overall_without_multi_turn=(nl + lv) / 2, format_rate=1.0, irrelevance=irr),
+                  extra_eval={"tool_render": "toolrl", "n_dialogues": 8, "n_records": 80})
+    md = toolcall_table(load_runs([tmp_path])).markdown()
+    header = next(ln for ln in md.splitlines() if ln.startswith("| Method"))
+    assert header.split("|")[-3].strip() == "Irrelevance"
+    row = md_row(md, "GRPO")
+    # overall per run: 0.3, 0.4 -> 35 +- 7.07; multi-turn 10, 20 -> 15 +- 7.07; irrelevance 80, 60 -> 70 +- 14.14
+    assert row[4] == "15.00 ± 7.07" and row[5] == "35.00 ± 7.07" and row[8] == "70.00 ± 14.14"
+    assert "Prompt rendering: toolrl" in md and "Subsampled evaluation" in md and "Multi-Turn was not run" not in md

@@ -43,6 +43,7 @@ def test_toolcall_recipe_is_the_authors(experiment, algorithm):
     assert c["task"]["filter_overlong_prompts"] is False
     # :44-45 train on train.parquet, validate on test.parquet
     assert c["task"]["paths"]["validation"] == c["task"]["paths"]["test"] == "/data/test.parquet"
+    assert c["task"]["drop_test_questions"] is False  # the whole train file, no de-duplication against test
     # ppo_trainer.yaml:63-65 temperature 1, top_p 1, top_k -1
     assert (c["sampling"]["temperature"], c["sampling"]["top_p"], c["sampling"]["top_k"]) == (1.0, 1.0, -1)
     # :55 use_kl_loss=False; :67 kl_ctrl.kl_coef=0.001 (k1, ppo_trainer.yaml:142-145) read by the grpo branch only

@@ -10,7 +10,7 @@ import pytest
 from saw.tasks import TaskDataError, build_task
 from saw.tasks.toolcall import (
     LIVE_CATEGORIES,
-    NON_LIVE_CATEGORIES,
+    NON_LIVE_PYTHON_CATEGORIES,
     bfcl_ground_truth_calls,
     bfcl_to_record,
     format_tool_calls,
@@ -131,7 +131,7 @@ def test_every_ground_truth_is_accepted_by_bfcl_answers(bfcl_task):
     the doc and the answer know, leaves out only parameters whose acceptable values include
     "", and top-level scalar values are acceptable. Only BFCL's own inconsistent entries
     (answer vs docs) may fail, and those are never in train/validation."""
-    records = [bfcl_to_record(q, a, cat) for cat in LIVE_CATEGORIES + NON_LIVE_CATEGORIES
+    records = [bfcl_to_record(q, a, cat) for cat in LIVE_CATEGORIES + NON_LIVE_PYTHON_CATEGORIES
                for q, a in load_bfcl_category(cat)]
     assert len(records) == 2351
     failing = set()
@@ -160,7 +160,7 @@ def test_every_ground_truth_is_accepted_by_bfcl_answers(bfcl_task):
 def test_split_sizes_and_categories(bfcl_task):
     assert bfcl_task.sizes() == {"train": 1315, "validation": 32, "test": 1000}
     assert {r["extra_info"]["category"] for r in bfcl_task.train + bfcl_task.validation} <= set(LIVE_CATEGORIES)
-    assert {r["extra_info"]["category"] for r in bfcl_task.test} == set(NON_LIVE_CATEGORIES)
+    assert {r["extra_info"]["category"] for r in bfcl_task.test} == set(NON_LIVE_PYTHON_CATEGORIES)
 
 
 def test_splits_share_no_question(bfcl_task):
@@ -299,3 +299,111 @@ def test_toolrl_missing_file_and_placeholder(tmp_path):
         build_task({"name": "toolcall", "source": "toolrl", "paths": {"train": missing, "test": None}})
     with pytest.raises(ValueError, match="'train' is required"):
         build_task({"name": "toolcall", "source": "toolrl", "paths": {"train": "???", "test": "???"}})
+
+
+# ----------------------------------------------------------------------------- the toolrl rendering
+TOOLRL_SYSTEM = (
+    "You are a helpful multi-turn dialogue assistant capable of leveraging tool calls to solve user tasks and "
+    "provide structured chat responses.\n\n**Available Tools**\nIn your response, you can use the following tools:\n"
+    "TOOLS\n\n**Steps for Each Turn**\n1. **Think:** Recall relevant context and analyze the current user goal.\n"
+    "2. **Decide on Tool Usage:** If a tool is needed, specify the tool and its parameters.\n"
+    "3. **Respond Appropriately:** If a response is needed, generate one while maintaining consistency across "
+    "user queries.\n\n**Output Format**\n```plaintext\n<think> Your thoughts and reasoning </think>\n<tool_call>\n"
+    '{"name": "Tool name", "parameters": {"Parameter name": "Parameter content", "... ...": "... ..."}}\n'
+    '{"name": "... ...", "parameters": {"... ...": "... ...", "... ...": "... ..."}}\n...\n</tool_call>\n'
+    "<response> AI's final response </response>\n```\n\n**Important Notes**\n"
+    "1. You must always include the `<think>` field to outline your reasoning. Provide at least one of "
+    "`<tool_call>` or `<response>`. Decide whether to use `<tool_call>` (possibly multiple times), `<response>`, "
+    "or both.\n2. You can invoke multiple tool calls simultaneously in the `<tool_call>` fields. Each tool call "
+    'should be a JSON object with a "name" field and an "parameters" field containing a dictionary of parameters. '
+    'If no parameters are needed, leave the "parameters" field an empty dictionary.\n'
+    "3. Refer to the previous dialogue records in the history, including the user's queries, previous "
+    "`<tool_call>`, `<response>`, and any tool feedback noted as `<obs>` (if exists).\n"
+)
+SINGLE_INSTRUCTION = (
+    "If there's no appropriate tools to apply or required parameters are missing, please directly inform me in "
+    "your response without any tool call, or call the tool with the name as 'None'. Otherwise, you should use one "
+    "or more necessary tool calls to complete the given task in this turn."
+)
+
+
+def test_toolrl_prompt_of_a_hand_written_entry():
+    """ToolRL's handler: tools as 'N. Name/Description/Parameters(properties JSON)', BFCL's
+    system message dropped, the user turn wrapped with the single-turn instruction; the
+    descriptions carry BFCL's Python hint (BFCL's inference pre-processing)."""
+    question = {"id": "live_simple_900", "question": [[
+        {"role": "system", "content": "BFCL's own system text"},
+        {"role": "user", "content": "  Weather in Köln? \n"}]],
+        "function": [
+            {"name": "get_weather", "description": "Get the weather.",
+             "parameters": {"type": "dict", "required": ["city"],
+                            "properties": {"city": {"type": "string", "description": "City name"}}}},
+            {"name": "ping", "description": "Ping.", "parameters": {"type": "dict", "properties": {}}}]}
+    answer = {"id": "live_simple_900", "ground_truth": [{"get_weather": {"city": ["Köln"]}}]}
+    rec = bfcl_to_record(question, answer, "live_simple", "toolrl")
+    hint = " Note that the provided function is in Python 3 syntax."
+    tools = ("1. Name: get_weather\nDescription: Get the weather." + hint + "\n"
+             'Parameters: {"city": {"type": "string", "description": "City name"}}\n'
+             "2. Name: ping\nDescription: Ping." + hint + "\nParameters: {}")
+    user = "**Dialogue Records History**\n<user> Weather in K\u00f6ln?\n" + SINGLE_INSTRUCTION + " </user>"
+    assert rec["prompt"] == [{"role": "system", "content": TOOLRL_SYSTEM.replace("TOOLS", tools)},
+                             {"role": "user", "content": user}]
+    assert rec["extra_info"]["functions"] == question["function"]  # the checker gets BFCL's original docs
+    # the hint is added to a copy: the entry is unchanged
+    assert question["function"][0]["description"] == "Get the weather."
+
+
+def test_toolrl_history_with_tool_results():
+    """Assistant turns kept between blank lines; tool results as <obs>; the follow-up only after
+    a final tool result; multi-turn wording of the user instruction."""
+    from saw.tasks.toolrl_prompt import toolrl_user_prompt
+
+    follow = ("If you think you have completed the current task, or the task cannot be finished, please respond "
+              "directly without additional tool calls. If you encounter an error during tool execution or the task "
+              "remains unfinished, retry with the one or more necessary tool calls according to your thought and "
+              "plan until completion. Based on the tool execution feedback, reflect on if understanding or "
+              "selectioin of tool is wrong, what tool calling step is missing, and how to achieve the task goal "
+              "from now on.")
+    multi = ("Use the one or more necessary tool calls to complete the task. You could perform tool calls for "
+             "multiple rounds so you can try and error. Please make a comprehensive plan about how to achieve the "
+             "goal step by step, and begin to call the tool step by step. If no tools apply or required parameters "
+             "are missing, please also directly state this in your response without tool calls.")
+    msgs = [{"role": "user", "content": "go"}, {"role": "assistant", "content": " <tool_call>\nX\n</tool_call> "},
+            {"role": "tool", "name": "ls()", "content": " {\"a\": 1} "}]
+    expected = ("**Dialogue Records History**\n<user> go\n" + multi + " </user>\n\n<tool_call>\nX\n</tool_call>\n"
+                "<obs> You have made the tool call ls(). Execution returns: {\"a\": 1} </obs>\n\n<user> " + follow
+                + " </user>")
+    assert toolrl_user_prompt(msgs, multi_turn=True) == expected
+    # with a later assistant answer the follow-up is gone
+    got = toolrl_user_prompt(msgs + [{"role": "assistant", "content": "ok"}], multi_turn=True)
+    assert got.endswith('Execution returns: {"a": 1} </obs>\n\nok') and follow not in got
+    with pytest.raises(ValueError, match="role"):
+        toolrl_user_prompt([{"role": "robot", "content": "x"}])
+
+
+def test_java_docs_are_bfcl_preprocessed_in_prompts():
+    q, a = load_bfcl_category("simple_java")[0]
+    rec = bfcl_to_record(q, a, "simple_java", "full")
+    assert "Note that the provided function is in Java 8 SDK syntax." in rec["prompt"][0]["content"]
+    # parameters are shown as strings (Java literals), as BFCL shows them
+    compact = bfcl_to_record(q, a, "simple_java", "compact")["prompt"][0]["content"]
+    assert 'Parameters: {"controller": "string", "parent": "string"}' in compact
+    assert rec["extra_info"]["functions"][0]["parameters"]["properties"]["controller"]["type"] == "any"
+
+
+def test_toolrl_source_keeps_test_questions_in_train_when_asked(tmp_path):
+    """The authors train on the whole rlla_4k train file: drop_test_questions=false keeps a train
+    row whose question is also in the test file; the default drops it."""
+    import pandas as pd
+
+    def row(q, gt):
+        return {"prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": q}],
+                "reward_model": {"ground_truth": gt}, "data_source": "rlla", "extra_info": {"index": 0}}
+
+    gt = '<think>x</think>\n<tool_call>\n{"name": "f", "parameters": {}}\n</tool_call>'
+    pd.DataFrame([row("shared question", gt), row("own question", gt), row("third", gt)]).to_parquet(tmp_path / "train.parquet")
+    pd.DataFrame([row("shared question", gt)]).to_parquet(tmp_path / "test.parquet")
+    base = {"name": "toolcall", "source": "toolrl", "validation_size": 0,
+            "paths": {"train": str(tmp_path / "train.parquet"), "test": str(tmp_path / "test.parquet")}}
+    assert len(build_task(base).train) == 2
+    assert len(build_task({**base, "drop_test_questions": False}).train) == 3
