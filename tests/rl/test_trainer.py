@@ -313,3 +313,57 @@ def test_a_restart_without_checkpoint_starts_metrics_afresh(tiny_model_dir, tmp_
     (run_dir / "metrics.jsonl").write_text('{"step": 1}\n{"step": 2}\n{"ste')  # an earlier attempt, torn
     run_training(make_cfg(tiny_model_dir, tmp_path, "trainer.total_steps=1"), run_dir)
     assert [r["step"] for r in read_metrics(run_dir / "metrics.jsonl")] == [1]
+
+
+@pytest.mark.slow
+def test_soak_sigkill_at_random_moments_then_resume(tiny_model_dir, tmp_path):
+    """kill -9 at seeded random moments (startup, mid-step, inside checkpoint writes), resumed each
+    time: the run ends with the metrics and weights of an uninterrupted run, every step once.
+    A concurrent second launch of the same run fails fast."""
+    import random
+    import signal
+    import time
+
+    from safetensors.torch import load_file
+
+    def cmd(out):
+        return [sys.executable, str(ROOT / "scripts" / "train.py"), "model=tiny", f"model.path={tiny_model_dir}",
+                "rollout=hf", "logger=none", "task=summarize", "task.max_train_records=16", "task.max_eval_records=4",
+                "task.rewards=[{name: summary_quality}, {name: summary_conciseness, budget_words: 3}]",
+                "algorithm=gdpo_saw", "trainer.total_steps=24", "trainer.prompts_per_step=2", "sampling.n=4",
+                "sampling.max_new_tokens=12", "trainer.micro_batch_size=4", "trainer.val_every=0",
+                "trainer.save_every=1", "trainer.lr=1e-3", "trainer.torch_threads=1",
+                "trainer.max_prompt_length=192", "task.filter_overlong_prompts=false",
+                f"hydra.run.dir={out}", f"cache_dir={tmp_path}/cache"]
+
+    env = standalone_env(OMP_NUM_THREADS="1")
+    full = tmp_path / "full"
+    assert subprocess.run(cmd(full), cwd=ROOT, env=env, capture_output=True, timeout=600).returncode == 0
+    soak = tmp_path / "soak"
+    rnd = random.Random(7)
+    kills = 0
+    for attempt in range(4):
+        proc = subprocess.Popen(cmd(soak), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        lock = soak / ".lock"
+        while time.time() < deadline and proc.poll() is None and \
+                not (lock.is_file() and f"pid {proc.pid} " in lock.read_text()):
+            time.sleep(0.1)
+        if attempt == 0:  # a second launch of the same run while the first holds it: refused at once
+            second = subprocess.run(cmd(soak), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+            assert second.returncode != 0 and "is in use by pid" in second.stderr + second.stdout
+        time.sleep(rnd.uniform(1.0, 8.0))  # model load, a step, or a checkpoint write (save_every=1)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 3
+    assert subprocess.run(cmd(soak), cwd=ROOT, env=env, capture_output=True, timeout=600).returncode == 0
+    a, b = read_metrics(full / "metrics.jsonl"), read_metrics(soak / "metrics.jsonl")
+    assert [r["step"] for r in b] == list(range(1, 25))
+    for ra, rb in zip(a, b):
+        for key in ra:
+            if key.startswith(("reward/", "adv/", "actor/", "response/")):
+                assert ra[key] == pytest.approx(rb[key], rel=1e-5, abs=1e-6), (ra["step"], key)
+    wa, wb = load_file(full / "policy" / "model.safetensors"), load_file(soak / "policy" / "model.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
