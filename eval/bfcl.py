@@ -70,11 +70,15 @@ from saw.tasks.toolcall import (  # noqa: F401 - the one definition of the categ
     IRRELEVANCE_CATEGORIES,
     LIVE_CATEGORIES,
     MULTI_TURN_CATEGORIES,
+    NO_CALL_ANSWER,
     NON_LIVE_CATEGORIES,
     NON_LIVE_PYTHON_CATEGORIES,
     RELEVANCE_CATEGORIES,
     SIMPLE_LANGUAGE_CATEGORIES,
     SINGLE_TURN_CATEGORIES,
+    bfcl_data_dir,
+    bfcl_ground_truth_calls,
+    format_tool_calls,
 )
 
 # single-turn categories scored by check_completion
@@ -370,8 +374,6 @@ def check_records(completions: Sequence[str], records: Sequence[Mapping[str, Any
 def bfcl_category_sizes(categories: Iterable[str] = ALL_CATEGORIES,
                         data_dir: str | Path | None = None) -> dict[str, int]:
     """Number of entries of each BFCL v4 category, counted in the package's data files."""
-    from saw.tasks.toolcall import bfcl_data_dir
-
     root = bfcl_data_dir(data_dir)
     sizes = {}
     for cat in categories:
@@ -553,12 +555,6 @@ def oracle_completion(record: Mapping[str, Any]) -> str:
     expects; irrelevance: an answer without a call; live_relevance (no ground truth in BFCL):
     a call of the first offered function without parameters (any call is right there).
     """
-    from saw.tasks.toolcall import (
-        NO_CALL_ANSWER,
-        bfcl_ground_truth_calls,
-        format_tool_calls,
-    )
-
     category, functions, answer = record_bfcl_fields(record)
     if category in IRRELEVANCE_CATEGORIES:
         return NO_CALL_ANSWER

@@ -45,7 +45,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from eval.bfcl import ToolCallDecodeError, decode_execute
-from saw.tasks.toolcall import MULTI_TURN_CATEGORIES
+from saw.core.tokens import chat_template_ids
+from saw.tasks.toolcall import MULTI_TURN_CATEGORIES, tool_system_prompt
+from saw.tasks.toolrl_prompt import toolrl_messages
 
 log = logging.getLogger(__name__)
 
@@ -188,11 +190,7 @@ def dialogue_prompt(d: Dialogue, tool_render: str) -> list[dict]:
     """Chat messages for the model's next answer in ``d``."""
     functions = d.entry["function"]
     if tool_render == "toolrl":
-        from saw.tasks.toolrl_prompt import toolrl_messages
-
         return toolrl_messages(d.messages, functions, multi_turn=True)
-    from saw.tasks.toolcall import tool_system_prompt
-
     chat: list[dict] = [{"role": "system", "content": tool_system_prompt(functions, tool_render)}]
     for m in d.messages:
         if m["role"] == "system":
@@ -370,8 +368,6 @@ class EnginePolicy:
 
     def encode(self, d: Dialogue) -> list[int]:
         """Prompt ids of ``d`` (chat template); beyond ``max_prompt_length`` the last tokens are kept."""
-        from saw.tasks.base import chat_template_ids
-
         ids = chat_template_ids(self.engine.tokenizer, dialogue_prompt(d, self.tool_render))
         limit = self.max_prompt_length
         if limit is not None and len(ids) > limit:

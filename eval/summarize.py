@@ -27,6 +27,7 @@ import math
 from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
+from rewards import build_rewards
 from rewards.text import summary_text
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
@@ -86,8 +87,6 @@ def score_summaries(completions: Sequence[str], records: Sequence[Mapping[str, A
 
     ``completions[i]`` is scored against ``records[i]`` (a summarisation record).
     """
-    from rewards import build_rewards
-
     if len(completions) != len(records):
         raise ValueError(f"{len(completions)} completions for {len(records)} records")
     for i, rec in enumerate(records):

@@ -71,19 +71,20 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from saw.tasks.base import (
-    assemble_task,
-    load_source,
-    package_data_dir,
     TASKS,
     Task,
     TaskDataError,
+    assemble_task,
     check_config_keys,
     check_messages,
     load_hub_rows,
     load_rows,
+    load_source,
     normalise_text,
+    package_data_dir,
     require,
 )
+from saw.tasks.toolrl_prompt import toolrl_messages, toolrl_system_prompt
 
 log = logging.getLogger(__name__)
 
@@ -346,8 +347,6 @@ def tool_system_prompt(functions: Sequence[Mapping[str, Any]], tool_render: str 
         tools = "\n".join(render_tool_full(i, f) for i, f in enumerate(functions, start=1))
         return f"{_FULL_INTRO}\n\n# Available tools\nYou may call these tools:\n{tools}\n\n{_FULL_STEPS}"
     if tool_render == "toolrl":
-        from saw.tasks.toolrl_prompt import toolrl_system_prompt
-
         return toolrl_system_prompt(functions)
     raise ValueError(f"unknown tool_render {tool_render!r}; valid: {', '.join(TOOL_RENDERS)}")
 
@@ -397,8 +396,6 @@ def bfcl_to_record(question: Mapping[str, Any], answer: Mapping[str, Any], categ
     shown = bfcl_prompt_functions(functions, category, tool_render)
     chat: list[dict] = []
     if tool_render == "toolrl":  # ToolRL's handler: BFCL's system messages dropped, user turn wrapped
-        from saw.tasks.toolrl_prompt import toolrl_messages
-
         if not any(m["role"] == "user" for m in messages):
             raise TaskDataError(f"{where}: no user message")
         prompt = toolrl_messages(messages, shown, multi_turn=False)
