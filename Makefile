@@ -26,7 +26,7 @@ export PYTHONUNBUFFERED := 1
 REQS := requirements/cpu.txt requirements/dev.txt requirements/nodeps.txt requirements/trl.txt pyproject.toml
 STAMP := $(VENV)/.installed
 
-.PHONY: help install test test-fast reproduce overhead testbed prepare bench bench-core bench-rewards bench-rollout clean
+.PHONY: help install test test-fast reproduce overhead testbed judge prepare bench bench-core bench-rewards bench-rollout clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -66,6 +66,11 @@ overhead: $(STAMP) ## +SAW vs +Gradient per-step cost: 6 methods on embedded_too
 
 testbed: $(STAMP) ## synthetic multi-objective testbed: every weighting x 20 seeds (mechanism instrument, ~8 min on 2 cores)
 	$(PY) scripts/testbed.py --out results/testbed
+
+JUDGE_MODEL_DIR ?=
+JUDGE_PORT ?= 8000
+judge: $(STAMP) ## start an LLM judge (vLLM's OpenAI server; default: the embedded SmolLM2 as a stand-in) and print the JUDGE_BASE_URL export line
+	scripts/serve_judge.sh "$(JUDGE_MODEL_DIR)" $(JUDGE_PORT)
 
 prepare: $(STAMP) ## prepare the embedded model (SmolLM2-135M-Instruct from its GGUF file)
 	$(PY) scripts/prepare_model.py

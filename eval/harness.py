@@ -69,8 +69,8 @@ from tqdm.auto import tqdm
 from eval.bfcl import DECODERS, aggregate_runs, bfcl_category_sizes, check_completion, oracle_completion
 from eval.multiturn import EnginePolicy, bfcl_step_limit, evaluate_multi_turn, load_multi_turn_entries, oracle_policy
 from eval.runs import canonical_task
-from eval.summarize import aggregate_summaries, score_summaries
-from rewards import build_reward
+from eval.summarize import aggregate_summaries, judge_specs, score_summaries
+from rewards import build_reward, build_rewards
 from rollout import build_engine
 from rollout.base import SamplingConfig
 from saw.core.io import atomic_write_text
@@ -424,10 +424,12 @@ def evaluate_summarize(cfg: DictConfig, engine) -> dict[str, Any]:
     records = subsample(task.split(str(ev.split)), ev.get("max_records"), int(ev.get("subsample_seed", 0)))
     if not records:
         raise ValueError(f"split {ev.split!r} of task {cfg.task.name!r} is empty")
-    texts = generate_texts(engine, task, records, cfg)
-    k = int(ev.repeats)
     judge_cfg = _plain(ev.get("judge"))
     specs = _plain(task.reward_specs)
+    for judge in build_rewards(judge_specs(judge_cfg, specs)):
+        judge.preflight()  # before generating: a judge that does not answer stops here
+    texts = generate_texts(engine, task, records, cfg)
+    k = int(ev.repeats)
     rows_per_run = [score_summaries([t[r] for t in texts], records, specs, judge_cfg) for r in range(k)]
     agg = aggregate_summaries(rows_per_run)
     samples = [{"id": rec["id"], "completion": texts[i][0], "reference": rec["ground_truth"], **rows_per_run[0][i]}

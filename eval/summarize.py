@@ -14,8 +14,10 @@ the mean of the per-run means; ``metrics_std`` is the std over runs):
   (0-20) is the sum of two 0-10 judge grades; see ``judge_total``.
 - ``mean_words``: mean number of whitespace-separated words of the summary.
 - with a judge endpoint: ``judge_quality``, ``judge_conciseness`` (the registered ``llm_judge``
-  reward, 0-10 each) and ``judge_total`` = their sum (0-20, the paper's scale). A request that
-  fails after its retries scores 0 (see :mod:`rewards.judge`) and is logged there.
+  reward, 0-10 each) and ``judge_total`` = their sum (0-20, the paper's scale). A grade that
+  fails after its retries is NaN (see :mod:`rewards.judge`): left out of the means and counted in
+  ``judge_failures``. The judge is the eval config's ``judge`` section when it names an endpoint,
+  else the run's own ``llm_judge`` rewards (the same rubric, model and grade cache as training).
 
 Options of the quality/conciseness rewards are taken from the task's reward specs when they
 name those rewards, so evaluation scores with the same settings as training.
@@ -57,11 +59,15 @@ def reward_spec(specs: Sequence[Any] | None, name: str) -> dict[str, Any]:
     return {"name": name}
 
 
-def judge_specs(judge_cfg: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+def judge_specs(judge_cfg: Mapping[str, Any] | None,
+                task_specs: Sequence[Any] | None = None) -> list[dict[str, Any]]:
     """``llm_judge`` reward specs (quality, conciseness) from the eval config's ``judge`` section;
-    empty when no ``base_url`` is configured."""
+    without a ``base_url`` there, the task's own ``llm_judge`` rewards (logged as judge_<dimension>);
+    empty when neither names a judge."""
     if not judge_cfg or not judge_cfg.get("base_url"):
-        return []
+        own = [dict(spec) for spec in (task_specs or []) if isinstance(spec, Mapping)
+               and spec.get("name") in ("llm_judge", "judge")]
+        return [{**spec, "log_name": f"judge_{spec.get('dimension', 'quality')}"} for spec in own]
     options = {k: v for k, v in dict(judge_cfg).items() if v is not None and k not in ("dimensions",)}
     dims = list(judge_cfg.get("dimensions") or ("quality", "conciseness"))
     return [{"name": "llm_judge", **options, "dimension": d, "log_name": f"judge_{d}"} for d in dims]
@@ -104,12 +110,13 @@ def score_summaries(completions: Sequence[str], records: Sequence[Mapping[str, A
         row.update(quality=float(q[i]), conciseness=float(c[i]), total=float(q[i]) + float(c[i]),
                    words=float(len(summary.split())))
         rows.append(row)
-    for judge in build_rewards(judge_specs(judge_cfg)):
+    for judge in build_rewards(judge_specs(judge_cfg, reward_specs)):
         grades = judge(list(completions), records)
         for row, g in zip(rows, grades):
             row[judge.name] = float(g)
+            row["judge_failures"] = row.get("judge_failures", 0.0) + float(math.isnan(g))
     if any("judge_quality" in r and "judge_conciseness" in r for r in rows):
-        for row in rows:
+        for row in rows:  # NaN when either grade failed: that row is left out of the mean
             row["judge_total"] = row["judge_quality"] + row["judge_conciseness"]
     return rows
 

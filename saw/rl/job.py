@@ -37,11 +37,20 @@ RESUME_FREE_KEYS = (
 )
 
 
+# ... and these leaves anywhere (e.g. task.rewards.0.base_url): where a judge runs, not what it grades
+RESUME_FREE_LEAVES = ("base_url", "cache_path")
+
+
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(node, dict):
         out: dict[str, Any] = {}
         for key, value in node.items():
             out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    if isinstance(node, list) and any(isinstance(v, dict) for v in node):
+        out = {}
+        for i, value in enumerate(node):
+            out.update(_flatten(value, f"{prefix}{i}."))
         return out
     return {prefix[:-1]: node}
 
@@ -52,7 +61,7 @@ def config_differences(stored: dict, current: dict) -> list[str]:
     free = tuple(RESUME_FREE_KEYS)
     diffs = []
     for key in sorted(set(a) | set(b)):
-        if key == free or any(key == f or key.startswith(f + ".") for f in free):
+        if any(key == f or key.startswith(f + ".") for f in free) or key.rsplit(".", 1)[-1] in RESUME_FREE_LEAVES:
             continue
         if a.get(key, "<absent>") != b.get(key, "<absent>"):
             diffs.append(f"{key}: {a.get(key, '<absent>')!r} -> {b.get(key, '<absent>')!r}")

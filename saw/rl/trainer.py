@@ -436,6 +436,9 @@ class RLTrainer:
         for r in self.rewards:
             m[f"reward/{r.name}/failures"] = r.take_failures()
             m[f"reward/{r.name}/clipped"] = r.take_clipped()
+            take_stats = getattr(r, "take_stats", None)  # the LLM judge: calls, cache hits, retries, latency
+            if take_stats is not None:
+                m.update({f"reward/{r.name}/judge_{key}": float(val) for key, val in take_stats().items()})
         m["response/length_mean"] = float(lengths.mean())
         m["response/length_max"] = float(lengths.max())
         m["response/clip_frac"] = float(np.mean([f == "length" for f in data.finish_reasons]))

@@ -9,11 +9,23 @@ Sources (config ``source``):
   config ``aspects`` (default challenge, approach, outcome: one sentence each, ~66 words
   in all), i.e. a three-sentence TL;DR of the abstract. ACLSum's own train/val/test splits
   become train/validation/test (100/50/100 papers).
-- ``tldr``: Reddit TL;DR as in the paper (post -> summary), read with ``datasets`` from
-  local files (``paths``) or a hub id (``hub_id``, e.g. ``trl-lib/tldr``). ``columns`` maps
-  the source and reference fields; a trailing ``strip_source_suffix`` (``TL;DR:``) is cut
-  from the post. Without a validation file, ``validation_size`` records are carved out of
-  train.
+- ``tldr``: Reddit TL;DR as in the paper (post -> summary): the filtered TL;DR set of OpenAI's
+  "Learning to summarize from human feedback" (columns ``id``, ``subreddit``, ``title``,
+  ``post``, ``summary``; splits train/valid(ation)/test), read with ``datasets`` from local
+  files (``paths``: OpenAI's ``train.jsonl``/``valid.jsonl``/``test.jsonl``, or parquet/csv) or
+  a hub id (``hub_id``; nothing is downloaded on an offline machine). ``columns`` maps the
+  fields: ``source``, ``reference`` (the human TL;DR), ``id``, and optionally ``title`` and
+  ``subreddit``. The default, ``trl-lib/tldr``, is that set with the query already laid out
+  (``prompt`` = ``SUBREDDIT: r/<subreddit>\n\nTITLE: <title>\n\nPOST: <post>\n\nTL;DR:``,
+  ``completion`` = the summary); rows of OpenAI's own files (``post``/``summary``, no
+  ``prompt`` column) are recognised and laid out the same way from ``subreddit``, ``title``
+  and ``post``, so both give the same records. A trailing ``strip_source_suffix``
+  (``TL;DR:``) is cut from the source. Without a validation
+  split, ``validation_size`` records are carved out of train; without a test split,
+  ``test_size`` records (when set) are carved out of train first. The paper's sizes (2,560
+  train prompts, 256 evaluation prompts) are ``max_train_records`` / ``max_eval_records``,
+  drawn with the task's ``seed`` (fixed, independent of the run seed), so every run trains and
+  is evaluated on the same records.
 
 The prompt is a system message (``system_prompt``, optional) and a user message made from
 ``prompt_template`` where ``{source}`` and ``{title}`` are replaced by the text.
@@ -30,6 +42,7 @@ from typing import Any, Mapping
 
 from saw.tasks.base import (
     assemble_task,
+    carve_split,
     load_source,
     package_data_dir,
     TASKS,
@@ -49,10 +62,12 @@ ACLSUM_PROMPT = (
     "Summarize the following paper abstract in two or three sentences: the problem it addresses, "
     "the approach, and the main result.\n\nTitle: {title}\n\nAbstract: {source}"
 )
+# the columns of OpenAI's filtered TL;DR release (besides id, subreddit, title)
+OPENAI_TLDR_COLUMNS = {"source": "post", "reference": "summary"}
 TLDR_PROMPT = "Summarize the following Reddit post in one or two sentences.\n\n{source}"
 _ALLOWED_KEYS = frozenset({
     "aspects", "aclsum_data_dir", "paths", "hub_id", "hub_subset", "hub_splits", "columns",
-    "strip_source_suffix", "prompt_template", "system_prompt",
+    "strip_source_suffix", "prompt_template", "system_prompt", "test_size",
 })
 
 
@@ -165,10 +180,15 @@ def _build_aclsum(cfg: Mapping[str, Any]) -> tuple[list[dict], list[dict], list[
 
 # ============================================================================ Reddit TL;DR
 def tldr_row_to_record(row: Any, split: str, index: int, cfg: Mapping[str, Any], where: str) -> dict:
-    """One TL;DR row -> a record: post (source) -> human summary (reference)."""
+    """One TL;DR row -> a record: post (source) -> human summary (reference).
+
+    With ``columns.title`` / ``columns.subreddit`` set and present in the row, the source is
+    OpenAI's query layout ``SUBREDDIT: r/<subreddit>\n\nTITLE: <title>\n\nPOST: <post>``."""
     columns = {"source": "prompt", "reference": "completion", "id": "id", **(cfg.get("columns") or {})}
     if not isinstance(row, Mapping):
         raise TaskDataError(f"{where}: row is not a mapping")
+    if columns["source"] not in row and all(k in row for k in OPENAI_TLDR_COLUMNS.values()):
+        columns.update(OPENAI_TLDR_COLUMNS)  # OpenAI's release (post/summary) given to a prompt/completion config
     source, reference = row.get(columns["source"]), row.get(columns["reference"])
     for field, value in (("source", source), ("reference", reference)):
         if not isinstance(value, str) or not value.strip():
@@ -178,10 +198,21 @@ def tldr_row_to_record(row: Any, split: str, index: int, cfg: Mapping[str, Any],
     suffix = cfg.get("strip_source_suffix", "TL;DR:")
     if suffix and source.endswith(suffix):
         source = source[: -len(suffix)].rstrip()
-    row_id = row.get(columns["id"])
+    title = row.get(columns["title"]) if columns.get("title") else None
+    subreddit = row.get(columns["subreddit"]) if columns.get("subreddit") else None
+    if isinstance(title, str) or isinstance(subreddit, str):
+        header = []
+        if isinstance(subreddit, str) and subreddit.strip():
+            name = subreddit.strip()
+            header.append(f"SUBREDDIT: {name if name.startswith('r/') else 'r/' + name}")
+        if isinstance(title, str) and title.strip():
+            header.append(f"TITLE: {title.strip()}")
+        source = "\n\n".join(header + [f"POST: {source}"])
+    row_id = row.get(columns["id"]) if columns.get("id") else None
     record_id = str(row_id) if row_id not in (None, "") else f"tldr-{split}-{index}"
     return make_summary_record(
-        record_id, source, " ".join(reference.split()), title="",
+        record_id, source, " ".join(reference.split()),
+        title=title.strip() if isinstance(title, str) else "",
         template=cfg.get("prompt_template") or TLDR_PROMPT,
         system_prompt=cfg.get("system_prompt", DEFAULT_SYSTEM_PROMPT), data_source="tldr", split=split,
     )
@@ -207,7 +238,11 @@ def _build_tldr(cfg: Mapping[str, Any]) -> tuple[list[dict], list[dict], list[di
     paths = cfg.get("paths") or {}
     if not cfg.get("hub_id") and (not isinstance(paths, Mapping) or paths.get("train") in (None, "???", "")):
         raise ValueError("summarize task (source tldr): set task.paths.train (local file) or task.hub_id")
-    return (_load_tldr_split(cfg, "train"), _load_tldr_split(cfg, "validation"), _load_tldr_split(cfg, "test"))
+    train, validation, test = (_load_tldr_split(cfg, s) for s in ("train", "validation", "test"))
+    test_size = int(cfg.get("test_size") or 0)
+    if not test and test_size > 0:  # a release with one file: hold the evaluation records out of it
+        train, test = carve_split(train, test_size, int(cfg.get("seed", 0)), source_key)
+    return train, validation, test
 
 
 _SOURCES = {"aclsum": _build_aclsum, "tldr": _build_tldr}

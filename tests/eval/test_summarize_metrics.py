@@ -115,3 +115,15 @@ def test_failed_judge_grades_are_left_out_of_the_means():
 
     assert _mean([4.0, float("nan"), 6.0]) == 5.0
     assert _mean([float("nan")]) is None
+
+
+def test_evaluation_uses_the_runs_own_judge_when_none_is_configured():
+    from eval.summarize import judge_specs
+
+    own = [{"name": "summary_quality"}, {"name": "llm_judge", "dimension": "conciseness", "base_url": "http://j:1/v1",
+                                         "rubrics": "v1", "temperature": 0.1}]
+    specs = judge_specs({"base_url": None, "dimensions": ["quality", "conciseness"]}, own)
+    assert specs == [{**own[1], "log_name": "judge_conciseness"}]
+    explicit = judge_specs({"base_url": "http://other:2/v1", "model": "m"}, own)
+    assert [s["base_url"] for s in explicit] == ["http://other:2/v1"] * 2
+    assert judge_specs(None, [{"name": "summary_quality"}]) == []

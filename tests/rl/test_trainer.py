@@ -305,6 +305,11 @@ def test_relaunch_with_another_config_is_refused(tiny_model_dir, tmp_path):
     accepted = json.loads((run_dir / "resume_overrides.jsonl").read_text().splitlines()[-1])["accepted"]
     assert accepted == ["trainer.lr: 0.001 -> 0.0005"]
     assert config_differences({"a": {"b": 1}, "logger": {"x": 1}}, {"a": {"b": 2}, "logger": {"x": 2}}) == ["a.b: 1 -> 2"]
+    judge = {"task": {"rewards": [{"name": "llm_judge", "base_url": "http://a:1/v1", "temperature": 0.1}]}}
+    moved = {"task": {"rewards": [{"name": "llm_judge", "base_url": "http://b:2/v1", "temperature": 0.1}]}}
+    regraded = {"task": {"rewards": [{"name": "llm_judge", "base_url": "http://a:1/v1", "temperature": 0.7}]}}
+    assert config_differences(judge, moved) == []  # where the judge runs may change
+    assert config_differences(judge, regraded) == ["task.rewards.0.temperature: 0.1 -> 0.7"]
 
 
 def test_a_restart_without_checkpoint_starts_metrics_afresh(tiny_model_dir, tmp_path):

@@ -143,3 +143,74 @@ def test_tldr_bad_inputs(tmp_path):
         build_task({"name": "summarize", "source": "cnn"})
     with pytest.raises(TaskDataError, match="could not load split 'train' of hub dataset 'nobody/no-such-set'"):
         build_task({"name": "summarize", "source": "tldr", "hub_id": "nobody/no-such-set"})
+
+
+# ----------------------------------------------------------------------------- TL;DR: OpenAI's release, the paper's draw
+def openai_tldr_rows(n, split, offset=0):
+    """Rows shaped like OpenAI's filtered TL;DR files (train.jsonl / valid.jsonl / test.jsonl)."""
+    return [{"id": f"{split}{i}", "subreddit": "relationships" if i % 2 else "AskReddit", "title": f"Title {i}",
+             "post": f"Post body number {i} of {split}, with some words.", "summary": f" summary {i} of {split}"}
+            for i in range(offset, offset + n)]
+
+
+def shipped_tldr_config(**overrides):
+    """conf/task/summarize_tldr.yaml (the paper's task config) with local files and overrides."""
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.to_container(OmegaConf.load(Path(__file__).resolve().parents[2] / "conf/task/summarize_tldr.yaml"))
+    cfg["hub_id"] = None
+    for key, value in overrides.items():
+        cfg[key] = value
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def openai_tldr_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tldr")
+    return {"train": write_jsonl(folder / "train.jsonl", openai_tldr_rows(3000, "train")),
+            "validation": write_jsonl(folder / "valid.jsonl", openai_tldr_rows(300, "valid")),
+            "test": write_jsonl(folder / "test.jsonl", openai_tldr_rows(300, "test"))}
+
+
+def test_tldr_openai_release_draws_the_papers_2560_256_split_with_the_seed(openai_tldr_files):
+    task = build_task(shipped_tldr_config(paths=openai_tldr_files))
+    assert task.sizes() == {"train": 2560, "validation": 256, "test": 256}
+    again = build_task(shipped_tldr_config(paths=openai_tldr_files))
+    for split in ("train", "validation", "test"):
+        assert [r["id"] for r in task.split(split)] == [r["id"] for r in again.split(split)]  # fixed seed
+    other = build_task(shipped_tldr_config(paths=openai_tldr_files, seed=1))
+    assert [r["id"] for r in other.train] != [r["id"] for r in task.train]
+    assert {r["id"] for r in other.test} != {r["id"] for r in task.test}
+    assert {r["id"][:4] for r in task.test} == {"test"} and {r["id"][:5] for r in task.validation} == {"valid"}
+    assert len({r["id"] for r in task.train}) == 2560
+
+
+def test_tldr_openai_row_layout_matches_the_prompt_completion_release(openai_tldr_files):
+    task = build_task(shipped_tldr_config(paths=openai_tldr_files, max_train_records=None))
+    rec = next(r for r in task.train if r["id"] == "train3")
+    source = "SUBREDDIT: r/relationships\n\nTITLE: Title 3\n\nPOST: Post body number 3 of train, with some words."
+    assert rec["extra_info"]["source"] == source and rec["extra_info"]["title"] == "Title 3"
+    assert rec["ground_truth"] == "summary 3 of train" and rec["data_source"] == "tldr"
+    assert rec["prompt"][-1]["content"] == "Summarize the following Reddit post in one or two sentences.\n\n" + source
+    # the same post as trl-lib/tldr lays it out (prompt/completion): the same prompt, source and reference
+    trl_row = {"id": "train3", "prompt": source + "\n\nTL;DR:", "completion": " summary 3 of train"}
+    from saw.tasks.summarize import tldr_row_to_record
+
+    cfg = shipped_tldr_config()
+    a = tldr_row_to_record(trl_row, "train", 0, cfg, "x")
+    b = tldr_row_to_record(openai_tldr_rows(4, "train")[3], "train", 0, cfg, "x")
+    assert (a["prompt"], a["ground_truth"], a["extra_info"]["source"]) == (b["prompt"], b["ground_truth"], source)
+
+
+def test_tldr_single_file_holds_out_the_eval_records(tmp_path):
+    path = write_jsonl(tmp_path / "all.jsonl", openai_tldr_rows(60, "all"))
+    cfg = shipped_tldr_config(paths={"train": path}, max_train_records=20, max_eval_records=8, test_size=8,
+                              validation_size=5)
+    task = build_task(cfg)
+    assert task.sizes() == {"train": 20, "validation": 5, "test": 8}
+    ids = {s: {r["id"] for r in task.split(s)} for s in ("train", "validation", "test")}
+    assert not ids["train"] & ids["test"] and not ids["validation"] & ids["test"] and not ids["train"] & ids["validation"]
+    assert ids == {s: {r["id"] for r in build_task(cfg).split(s)} for s in ids}
+    assert ids["test"] != {r["id"] for r in build_task(dict(cfg, seed=3)).test}
