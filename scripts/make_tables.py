@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="+", help="run directories, glob patterns, or folders holding run dirs")
     parser.add_argument("--out", default="results", help="output folder (default: results/)")
     parser.add_argument("--no-figures", action="store_true", help="tables only")
+    parser.add_argument("--wandb", action="store_true", help="also log the tables (W&B tables + a results artifact)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 
@@ -48,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"read {len(runs)} runs; wrote {len(paths) + len(figures)} files to {args.out}/:")
     for p in list(paths) + list(figures):
         print(f"  {p}")
+    if args.wandb:
+        from eval.dashboard import log_tables_to_wandb
+
+        log_tables_to_wandb(args.out)
     return 0
 
 
