@@ -489,36 +489,36 @@ def _rules_option(reward_name: str, config: dict) -> str:
     return check_rules(rules, reward_name)
 
 
+class _ToolCallReward(GroundTruthReward):
+    """A tool-call reward: the ``rules`` option, and records whose ground truth must parse."""
+
+    def __init__(self, **config: Any):
+        self.rules = _rules_option(self.name, config)
+        super().__init__(rules=self.rules)
+
+    def check_record(self, record: Any) -> None:
+        parse_ground_truth(ground_truth_of(record, 0, self.name), self.rules)
+
+
 @REWARDS.register("toolcall_format", aliases=("toolrl_format",))
-class ToolCallFormatReward(GroundTruthReward):
+class ToolCallFormatReward(_ToolCallReward):
     """:func:`format_reward` of each completion against record["ground_truth"]; {0, 1}."""
 
     name = "toolcall_format"
     min = FORMAT_MIN
     max = FORMAT_MAX
 
-    def __init__(self, **config: Any):
-        self.rules = _rules_option(self.name, config)
-        super().__init__(rules=self.rules)
-
     def _score_one(self, completion: str, record: dict) -> float:
         return format_reward(completion, record["ground_truth"], self.rules)
 
-    def check_record(self, record: Any) -> None:
-        parse_ground_truth(ground_truth_of(record, 0, self.name), self.rules)
-
 
 @REWARDS.register("toolcall_correctness", aliases=("toolrl_correctness",))
-class ToolCallCorrectnessReward(GroundTruthReward):
+class ToolCallCorrectnessReward(_ToolCallReward):
     """:func:`correctness_reward` of each completion against record["ground_truth"]; [-3, 3]."""
 
     name = "toolcall_correctness"
     min = CORRECTNESS_MIN
     max = CORRECTNESS_MAX
-
-    def __init__(self, **config: Any):
-        self.rules = _rules_option(self.name, config)
-        super().__init__(rules=self.rules)
 
     def _check_records(self, records: Sequence[Any]) -> None:
         for index, record in enumerate(records):
@@ -530,6 +530,3 @@ class ToolCallCorrectnessReward(GroundTruthReward):
 
     def _score_one(self, completion: str, record: dict) -> float:
         return correctness_reward(completion, record["ground_truth"], self.rules)
-
-    def check_record(self, record: Any) -> None:
-        parse_ground_truth(ground_truth_of(record, 0, self.name), self.rules)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from saw.tasks.base import SPLITS, TASKS, Task, TaskDataError, to_plain_config
 from saw.tasks import summarize as _summarize  # noqa: F401  (registers "summarize")
 from saw.tasks import toolcall as _toolcall  # noqa: F401  (registers "toolcall")
+from saw.tasks.base import SPLITS, TASKS, Task, TaskDataError, to_plain_config
 
 
 def build_task(cfg: Any) -> Task:

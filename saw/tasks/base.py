@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Hashable
 
-from saw.core.config import to_plain
-from saw.core.tokens import chat_template_ids
-from saw.core.registry import Registry
 from rewards import split_bad_records
+from saw.core.config import to_plain
+from saw.core.registry import Registry
+from saw.core.tokens import chat_template_ids
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,21 @@ def load_hub_rows(hub_id: str, split: str, where: str, subset: str | None = None
     if not rows:
         raise TaskDataError(f"{where}: split {split!r} of hub dataset {hub_id!r} is empty")
     return rows
+
+
+def load_split_rows(cfg: Mapping[str, Any], split: str, task: str) -> tuple[list[dict], str]:
+    """(rows, origin) of one split: the local file ``paths.<split>`` when set, else split
+    ``hub_splits.<split>`` (default: the same name) of ``hub_id``; ([], "") when neither is given."""
+    paths = cfg.get("paths") or {}
+    path = paths.get(split) if isinstance(paths, Mapping) else None
+    where = f"{task} task ({split})"
+    if path in (None, "???", ""):
+        hub_id = cfg.get("hub_id")
+        if not hub_id:
+            return [], ""
+        hub_split = (cfg.get("hub_splits") or {}).get(split, split)
+        return load_hub_rows(hub_id, hub_split, where, cfg.get("hub_subset")), f"hub dataset {hub_id} split {hub_split}"
+    return load_rows(path, where), str(path)
 
 
 def subsample(records: Sequence[dict], limit: int | None, seed: int) -> list[dict]:

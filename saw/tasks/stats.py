@@ -15,9 +15,9 @@ from typing import Any, Sequence
 
 from transformers import AutoTokenizer
 
+from saw.core.tokens import chat_template_ids
 from saw.models.prepare import default_model_path, prepare_model
 from saw.tasks import build_task
-from saw.core.tokens import chat_template_ids
 from saw.tasks.base import SPLITS, Task
 
 

@@ -41,17 +41,16 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from saw.tasks.base import (
-    assemble_task,
-    carve_split,
-    load_source,
-    package_data_dir,
     TASKS,
     Task,
     TaskDataError,
+    assemble_task,
+    carve_split,
     check_config_keys,
-    load_hub_rows,
-    load_rows,
+    load_source,
+    load_split_rows,
     normalise_text,
+    package_data_dir,
 )
 
 ACLSUM_ASPECTS = ("challenge", "approach", "outcome")
@@ -219,18 +218,7 @@ def tldr_row_to_record(row: Any, split: str, index: int, cfg: Mapping[str, Any],
 
 
 def _load_tldr_split(cfg: Mapping[str, Any], split: str) -> list[dict]:
-    paths = cfg.get("paths") or {}
-    path = paths.get(split) if isinstance(paths, Mapping) else None
-    if path in (None, "???", ""):
-        hub_id = cfg.get("hub_id")
-        if not hub_id:
-            return []
-        hub_split = (cfg.get("hub_splits") or {}).get(split, split)
-        rows = load_hub_rows(hub_id, hub_split, f"summarize task ({split})", cfg.get("hub_subset"))
-        origin = f"hub dataset {hub_id} split {hub_split}"
-    else:
-        rows = load_rows(path, f"summarize task ({split})")
-        origin = str(path)
+    rows, origin = load_split_rows(cfg, split, "summarize")
     return [tldr_row_to_record(row, split, i, cfg, f"{origin}: row {i}") for i, row in enumerate(rows)]
 
 

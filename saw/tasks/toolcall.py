@@ -77,9 +77,8 @@ from saw.tasks.base import (
     assemble_task,
     check_config_keys,
     check_messages,
-    load_hub_rows,
-    load_rows,
     load_source,
+    load_split_rows,
     normalise_text,
     package_data_dir,
     require,
@@ -481,18 +480,7 @@ def toolrl_row_to_record(row: Mapping[str, Any], split: str, index: int, where: 
 
 
 def _load_toolrl_split(cfg: Mapping[str, Any], split: str) -> list[dict]:
-    paths = cfg.get("paths") or {}
-    hub_id = cfg.get("hub_id")
-    path = paths.get(split) if isinstance(paths, Mapping) else None
-    if path in (None, "???", ""):
-        if not hub_id:
-            return []
-        hub_split = (cfg.get("hub_splits") or {}).get(split, split)
-        rows = load_hub_rows(hub_id, hub_split, f"toolcall task ({split})", cfg.get("hub_subset"))
-        origin = f"hub dataset {hub_id} split {hub_split}"
-    else:
-        rows = load_rows(path, f"toolcall task ({split})")
-        origin = str(path)
+    rows, origin = load_split_rows(cfg, split, "toolcall")
     return [toolrl_row_to_record(row, split, i, f"{origin}: row {i}") for i, row in enumerate(rows)]
 
 
