@@ -82,6 +82,12 @@ class Run:
         return method_label(self.algorithm)
 
     @property
+    def finished(self) -> bool:
+        """A training run counts once it wrote done.json; evaluation-only folders (base model, SFT
+        warm start: no metrics.jsonl) are always complete."""
+        return (self.path / "done.json").is_file() or not (self.path / "metrics.jsonl").is_file()
+
+    @property
     def is_embedded(self) -> bool:
         """Smoke-scale run on the embedded data/model (experiment name starts with 'embedded')."""
         return self.experiment.startswith("embedded")

@@ -143,8 +143,13 @@ def build_table(name: str, title: str, groups: dict[GroupKey, list[Run]], column
     for c in columns:
         csv_header += [f"{c.key}_mean", f"{c.key}_std"]
     rows, latex_rows, csv_rows = [], [], []
+    unfinished_seen = False
     for key, runs in groups.items():
         label = group_label(key, groups)
+        unfinished = sum(not r.finished for r in runs)
+        if unfinished:  # an interrupted run's numbers come from fewer steps than its config asked for
+            label += f" (unfinished: {unfinished} of {len(runs)})"
+            unfinished_seen = True
         row = [label, str(len(runs))]
         lrow = [latex_escape(label), str(len(runs))]
         crow: list[Any] = [method_label(key[1]), key[0], key[1], len(runs)]
@@ -158,7 +163,11 @@ def build_table(name: str, title: str, groups: dict[GroupKey, list[Run]], column
         rows.append(row)
         latex_rows.append(lrow)
         csv_rows.append(crow)
-    return Table(name, title, header, rows, latex_rows, csv_header, csv_rows, list(notes))
+    notes = list(notes)
+    if unfinished_seen:
+        notes.append("unfinished: runs without done.json (interrupted or still training); their rows cover fewer "
+                     "steps than configured. Resume them (same command) before reading these rows.")
+    return Table(name, title, header, rows, latex_rows, csv_header, csv_rows, notes)
 
 
 # ----------------------------------------------------------------------------- eval tables

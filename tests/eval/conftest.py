@@ -14,8 +14,8 @@ SUM_REWARDS = ("summary_quality", "summary_conciseness")
 
 def write_run(root: Path, task: str, algorithm: str, seed: int, *, experiment: str = "embedded_test",
               eval_metrics: dict | None = None, steps: list[dict] | None = None,
-              extra_eval: dict | None = None) -> Path:
-    """A run directory like scripts/train.py + scripts/evaluate.py write it."""
+              extra_eval: dict | None = None, finished: bool = True) -> Path:
+    """A run directory like scripts/train.py + scripts/evaluate.py write it (``finished``: done.json)."""
     run = root / experiment / f"{task}-{algorithm}-s{seed}"
     run.mkdir(parents=True)
     weighting = "saw" if algorithm.endswith("_saw") else "static"
@@ -24,6 +24,8 @@ def write_run(root: Path, task: str, algorithm: str, seed: int, *, experiment: s
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
     if steps is not None:
         (run / "metrics.jsonl").write_text("".join(json.dumps(s) + "\n" for s in steps))
+        if finished:
+            (run / "done.json").write_text(json.dumps({"steps": len(steps)}))
     if eval_metrics is not None:
         payload = {"task": task, "model": str(run / "policy"), "algorithm": algorithm, "seed": seed,
                    "split": "test", "repeats": 1, "metrics": eval_metrics, "per_category": {}, "n_records": 10,
@@ -79,3 +81,9 @@ def synthetic_runs(tmp_path) -> Path:
                                 total=1.22, mean_words=38.5),
               steps=step_rows(SUM_REWARDS, [5.0, 1.0, 1.0], [0.002] * 3, saw=True))
     return root
+
+
+@pytest.fixture
+def run_writer():
+    """``write_run`` for tests that lay out their own run directories."""
+    return write_run

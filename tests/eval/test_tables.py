@@ -216,3 +216,14 @@ def test_table1_with_multi_turn_and_relevance_columns(tmp_path):
     # overall per run: 0.3, 0.4 -> 35 +- 7.07; multi-turn 10, 20 -> 15 +- 7.07; irrelevance 80, 60 -> 70 +- 14.14
     assert row[4] == "15.00 ± 7.07" and row[5] == "35.00 ± 7.07" and row[8] == "70.00 ± 14.14"
     assert "Prompt rendering: toolrl" in md and "Subsampled evaluation" in md and "Multi-Turn was not run" not in md
+
+
+def test_unfinished_runs_are_marked(tmp_path, run_writer):
+    write_run = run_writer
+    steps = [{"step": 1, "reward/toolcall_format/mean": 0.5}]
+    write_run(tmp_path, "toolcall", "grpo", 0, steps=steps, eval_metrics={"overall": 10.0})
+    write_run(tmp_path, "toolcall", "grpo", 1, steps=steps, eval_metrics={"overall": 12.0}, finished=False)
+    write_run(tmp_path, "toolcall", "gdpo", 0, steps=steps, eval_metrics={"overall": 11.0})
+    md = toolcall_table(load_runs([tmp_path / "embedded_test" / "*"])).markdown()
+    assert "GRPO (unfinished: 1 of 2)" in md and "GDPO (unfinished" not in md
+    assert "unfinished: runs without done.json" in md
