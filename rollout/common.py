@@ -33,6 +33,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 
 from saw.core.config import dtype_name
+from saw.core.hardware import fast_bf16
 
 SEED_STRIDE = 1_000_003
 
@@ -132,9 +133,12 @@ def length_caps(prompt_ids: Sequence[Sequence[int]], max_new_tokens: int, max_mo
 
 
 def torch_dtype(name: str | None, default: torch.dtype | None = None) -> torch.dtype | str:
-    """``"auto"``/None -> ``"auto"`` (the checkpoint's dtype), else the torch dtype of that name."""
+    """``"auto"``/None -> ``"auto"`` (the checkpoint's dtype; float32 on a CPU without native bf16,
+    where bf16 is emulated and many times slower), else the torch dtype of that name."""
     if name in (None, "auto"):
-        return default if default is not None else "auto"
+        if default is not None:
+            return default
+        return "auto" if fast_bf16() else torch.float32
     try:
         return getattr(torch, dtype_name(name))
     except ValueError:
