@@ -335,7 +335,7 @@ def test_soak_sigkill_at_random_moments_then_resume(tiny_model_dir, tmp_path):
         return [sys.executable, str(ROOT / "scripts" / "train.py"), "model=tiny", f"model.path={tiny_model_dir}",
                 "rollout=hf", "logger=none", "task=summarize", "task.max_train_records=16", "task.max_eval_records=4",
                 "task.rewards=[{name: summary_quality}, {name: summary_conciseness, budget_words: 3}]",
-                "algorithm=gdpo_saw", "trainer.total_steps=24", "trainer.prompts_per_step=2", "sampling.n=4",
+                "algorithm=gdpo_saw", "trainer.total_steps=48", "trainer.prompts_per_step=2", "sampling.n=4",
                 "sampling.max_new_tokens=12", "trainer.micro_batch_size=4", "trainer.val_every=0",
                 "trainer.save_every=1", "trainer.lr=1e-3", "trainer.torch_threads=1",
                 "trainer.max_prompt_length=192", "task.filter_overlong_prompts=false",
@@ -345,19 +345,21 @@ def test_soak_sigkill_at_random_moments_then_resume(tiny_model_dir, tmp_path):
     full = tmp_path / "full"
     assert subprocess.run(cmd(full), cwd=ROOT, env=env, capture_output=True, timeout=600).returncode == 0
     soak = tmp_path / "soak"
+    from saw.core.io import RunLock
+
+    with RunLock(soak):  # a launch of a run that another process holds is refused at once
+        second = subprocess.run(cmd(soak), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode != 0 and f"is in use by pid {os.getpid()}" in second.stderr + second.stdout
     rnd = random.Random(7)
     kills = 0
-    for attempt in range(4):
+    for _attempt in range(4):
         proc = subprocess.Popen(cmd(soak), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 120
+        deadline = time.time() + 300
         lock = soak / ".lock"
         while time.time() < deadline and proc.poll() is None and \
                 not (lock.is_file() and f"pid {proc.pid} " in lock.read_text()):
             time.sleep(0.1)
-        if attempt == 0:  # a second launch of the same run while the first holds it: refused at once
-            second = subprocess.run(cmd(soak), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-            assert second.returncode != 0 and "is in use by pid" in second.stderr + second.stdout
-        time.sleep(rnd.uniform(1.0, 8.0))  # model load, a step, or a checkpoint write (save_every=1)
+        time.sleep(rnd.uniform(0.5, 5.0))  # model load, a step, or a checkpoint write (save_every=1)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
@@ -365,7 +367,7 @@ def test_soak_sigkill_at_random_moments_then_resume(tiny_model_dir, tmp_path):
     assert kills >= 3
     assert subprocess.run(cmd(soak), cwd=ROOT, env=env, capture_output=True, timeout=600).returncode == 0
     a, b = read_metrics(full / "metrics.jsonl"), read_metrics(soak / "metrics.jsonl")
-    assert [r["step"] for r in b] == list(range(1, 25))
+    assert [r["step"] for r in b] == list(range(1, 49))
     for ra, rb in zip(a, b):
         for key in ra:
             if key.startswith(("reward/", "adv/", "actor/", "response/")):
