@@ -160,31 +160,32 @@ def test_an_empty_model_folder_is_named(tiny_model_dir, tmp_path):
 def test_sigterm_checkpoints_and_the_relaunch_resumes(tiny_model_dir, tmp_path):
     """SIGTERM during training: the current step finishes, a checkpoint is written, the process
     exits with 128 + 15; the log reached the run directory; relaunching finishes the run with
-    every step once."""
+    every step once. The run is long (40 tiny steps) so that on a fast machine the signal still
+    lands mid-run."""
     import signal
     import time
 
+    total = 40
     out = tmp_path / "run"
     cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "model=tiny", f"model.path={tiny_model_dir}",
            "rollout=hf", "logger=none", "task=summarize", "task.max_train_records=16", "task.max_eval_records=4",
-           "trainer.total_steps=6", "trainer.prompts_per_step=2", "sampling.n=2", "sampling.max_new_tokens=8",
+           f"trainer.total_steps={total}", "trainer.prompts_per_step=2", "sampling.n=2", "sampling.max_new_tokens=8",
            "trainer.micro_batch_size=2", "trainer.val_every=0", "trainer.save_every=100", "trainer.lr=1e-3",
            "trainer.torch_threads=1", "trainer.max_prompt_length=192", "task.filter_overlong_prompts=false",
            f"hydra.run.dir={out}", f"cache_dir={tmp_path}/cache"]
     env = standalone_env(OMP_NUM_THREADS="1")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while time.time() < deadline and not (out / "metrics.jsonl").is_file() or \
-            not (out / "metrics.jsonl").read_text().strip():
+    while time.time() < deadline and not ((out / "metrics.jsonl").is_file() and (out / "metrics.jsonl").read_text().strip()):
         assert proc.poll() is None, "training ended before the signal"
-        time.sleep(0.5)
+        time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=300) == 128 + signal.SIGTERM
     steps = [r["step"] for r in read_metrics(out / "metrics.jsonl")]
-    assert 1 <= len(steps) < 6 and (out / "checkpoints" / f"step_{steps[-1]:06d}").is_dir()
+    assert 1 <= len(steps) < total and (out / "checkpoints" / f"step_{steps[-1]:06d}").is_dir()
     assert "finishing step" in (out / "train.log").read_text()
     assert subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, timeout=600).returncode == 0
-    assert [r["step"] for r in read_metrics(out / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
+    assert [r["step"] for r in read_metrics(out / "metrics.jsonl")] == list(range(1, total + 1))
 
 
 def test_missing_model_and_unknown_algorithm_fail_before_writing(tiny_model_dir, tmp_path):
