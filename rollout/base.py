@@ -136,6 +136,11 @@ class RolloutEngine(abc.ABC):
         self._update_weights(named_tensors)
         return time.perf_counter() - t0
 
+    def release_memory(self) -> None:
+        """Free what the engine holds on the accelerator between a generation and the next weight
+        update (vLLM's sleep mode: KV cache and weights), so the policy update can use it; the next
+        ``update_weights`` / ``generate`` take it back. Default: keep everything."""
+
     def close(self) -> None:
         """Release engine resources (processes, memory)."""
 

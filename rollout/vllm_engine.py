@@ -12,14 +12,24 @@ Facts of vLLM 0.32 this module relies on (read from its source):
    Unseeded requests draw from the worker's global torch RNG; before each call the worker RNG is
    seeded with ``derive_call_seed(seed, call)`` (``rollout_set_seed`` through ``collective_rpc``,
    or directly inside a forked RNG when the engine runs in this process).
-4. Weight sync: ``rollout/vllm_worker.py`` (``reload_weights`` with safetensors bytes sent through
+4. Weight sync: ``rollout/vllm_worker.py`` (``reload_weights`` of HF-named tensors staged through
    ``collective_rpc``), then ``reset_prefix_cache()`` so no KV block of the old weights is reused.
+   When the worker lives in this process (``in_process`` with the ``uni`` or ``external_launcher``
+   executor, whose ``collective_rpc`` calls the worker directly) the tensors are handed over as they
+   are, with no serialisation; otherwise they travel as safetensors bytes.
 5. In-process mode (``VLLM_ENABLE_V1_MULTIPROCESSING=0``, ``distributed_executor_backend="uni"``):
    the CPU worker replaces ``torch.set_num_threads`` by a no-op and drops torch to 1 thread unless
    ``OMP_NUM_THREADS`` is set; this engine sets ``OMP_NUM_THREADS`` while the engine starts and
    restores ``torch.set_num_threads`` afterwards. vLLM also initialises ``torch.distributed``
    (gloo, world size 1) in this process when nobody has; ``close()`` tears it down again.
    ``VLLM_CPU_KVCACHE_SPACE`` (whole GiB) sizes the CPU KV cache.
+6. Sleep mode (GPU only, ``sleep_between_steps``): ``LLM(enable_sleep_mode=True)``; ``sleep(level)``
+   drops the KV cache and offloads (level 1) or discards (level 2) the weights; ``wake_up(tags)``
+   restores ``"weights"`` and ``"kv_cache"`` separately, so new weights load before the cache
+   is re-allocated.
+7. Colocated rollout on several ranks: ``distributed_executor_backend="external_launcher"`` makes
+   the engine of each rank join the existing ``torch.distributed`` world (``RANK``/``LOCAL_RANK``
+   from the launcher); ranks outside a tensor-parallel group generate independently.
 """
 
 from __future__ import annotations
@@ -58,6 +68,9 @@ class VLLMSettings:
     max_num_batched_tokens: int | None = None
     threads: int | None = None  # torch/OpenMP threads of the worker (None: all visible cores)
     sync_bucket_mb: int = 256  # size of one safetensors payload during weight sync
+    weight_transfer: str = "auto"  # auto (tensors when the worker is in this process, else bytes) | tensors | bytes
+    sleep_between_steps: bool = False  # GPU only: free KV cache and weights while the policy updates
+    sleep_level: int = 1  # 1: offload weights to CPU memory; 2: discard them (every weight is re-sent anyway)
     env: dict = field(default_factory=dict)  # extra environment variables while the engine starts
     llm_kwargs: dict = field(default_factory=dict)  # any further vllm.LLM(...) arguments
 
@@ -75,6 +88,10 @@ class VLLMSettings:
             raise ValueError(f"rollout.threads must be >= 1 or null, got {self.threads}")
         if self.sync_bucket_mb < 1:
             raise ValueError(f"rollout.sync_bucket_mb must be >= 1, got {self.sync_bucket_mb}")
+        if self.weight_transfer not in ("auto", "tensors", "bytes"):
+            raise ValueError(f"rollout.weight_transfer must be auto, tensors or bytes, got {self.weight_transfer!r}")
+        if self.sleep_level not in (1, 2):
+            raise ValueError(f"rollout.sleep_level must be 1 or 2, got {self.sleep_level}")
         torch_dtype(self.dtype)
 
 
@@ -125,6 +142,7 @@ class VLLMEngine(RolloutEngine):
         config = json.loads((Path(self.model_path) / "config.json").read_text())
         self._tied = bool(config.get("tie_word_embeddings", False))
         self._calls = 0
+        self._asleep: set[str] = set()  # sleep mode: "weights" / "kv_cache" released, not yet woken
         self._owns_dist = s.in_process and not (torch.distributed.is_available() and torch.distributed.is_initialized())
 
         threads = s.threads or len(os.sched_getaffinity(0))
@@ -157,16 +175,39 @@ class VLLMEngine(RolloutEngine):
                     kwargs["max_num_batched_tokens"] = s.max_num_batched_tokens
                 if not current_platform.is_cpu():
                     kwargs["gpu_memory_utilization"] = s.gpu_memory_utilization
+                if s.sleep_between_steps:
+                    if current_platform.is_cpu():
+                        raise ValueError("rollout.sleep_between_steps needs a GPU (vLLM's sleep mode is CUDA-only); "
+                                         "set it to false on CPU")
+                    kwargs["enable_sleep_mode"] = True
                 kwargs.update(s.llm_kwargs)
                 self.llm = LLM(**kwargs)
         finally:
             torch.set_num_threads = set_num_threads  # the CPU worker replaces it by a no-op
         self._max_len = int(self.llm.llm_engine.model_config.max_model_len)
         self._dtype = self.llm.llm_engine.model_config.dtype
+        in_this_process = s.in_process and backend in ("uni", "external_launcher")
+        if s.weight_transfer == "tensors" and not in_this_process:
+            raise ValueError("rollout.weight_transfer=tensors needs the worker in this process (rollout.in_process=true "
+                             "with the uni or external_launcher executor); use auto or bytes")
+        self._send_tensors = s.weight_transfer == "tensors" or (s.weight_transfer == "auto" and in_this_process)
+
+    def _wake(self, tags: list[str]) -> None:
+        """Take back what ``release_memory`` freed (only the tags still asleep)."""
+        tags = [t for t in tags if t in self._asleep]
+        if tags:
+            self.llm.wake_up(tags=tags)
+            self._asleep.difference_update(tags)
+
+    def release_memory(self) -> None:
+        if self.settings.sleep_between_steps and not self._asleep:
+            self.llm.sleep(level=self.settings.sleep_level)
+            self._asleep = {"weights", "kv_cache"}
 
     def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[RolloutSample]:
         from vllm import SamplingParams  # heavy optional: vLLM
 
+        self._wake(["weights", "kv_cache"])
         rows = [(group, ids) for group, ids in enumerate(prompt_ids) for _ in range(sampling.n)]
         caps = length_caps([ids for _, ids in rows], sampling.max_new_tokens, self._max_len)
         params_by_cap: dict[int, SamplingParams] = {}
@@ -196,9 +237,11 @@ class VLLMEngine(RolloutEngine):
         return samples
 
     def _payloads(self, named_tensors: Iterable[tuple[str, torch.Tensor]]):
-        """Validated tensors, cast to the engine dtype, as safetensors payloads of ~sync_bucket_mb."""
+        """Validated tensors, cast to the engine dtype, in buckets of ~sync_bucket_mb: dicts of
+        tensors (worker in this process) or safetensors bytes."""
         from safetensors.torch import save  # with the vLLM engine only
 
+        pack = dict if self._send_tensors else save  # tensors as they are, or safetensors bytes
         limit = self.settings.sync_bucket_mb * 2**20
         bucket: dict[str, torch.Tensor] = {}
         size = 0
@@ -212,27 +255,33 @@ class VLLMEngine(RolloutEngine):
             if tuple(tensor.shape) != self._shapes[name]:
                 raise ValueError(f"weight {name!r} has shape {tuple(tensor.shape)}, "
                                  f"the rollout model expects {self._shapes[name]}")
-            t = tensor.detach().to(device="cpu", dtype=self._dtype).contiguous()
+            # in-process tensors stay on their device; bytes are written from CPU memory
+            t = tensor.detach().to(dtype=self._dtype) if self._send_tensors else \
+                tensor.detach().to(device="cpu", dtype=self._dtype).contiguous()
             if t.data_ptr() == tensor.data_ptr():
-                t = t.clone()  # safetensors refuses tensors that share memory (e.g. tied weights)
+                # a copy: ZeRO-3 frees a gathered parameter once the next one is gathered, and
+                # safetensors refuses tensors that share memory (e.g. tied weights)
+                t = t.clone()
             bucket[name] = t
             size += t.numel() * t.element_size()
             if size >= limit:
-                yield save(bucket)
+                yield pack(bucket)
                 bucket, size = {}, 0
         if bucket:
-            yield save(bucket)
+            yield pack(bucket)
 
     def _update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         payloads = self._payloads(named_tensors)
         first = next(payloads, None)  # validate before touching the engine
         if first is None:
             return
+        self._wake(["weights"])
+        stage = "rollout_stage_tensors" if self._send_tensors else "rollout_stage_weights"
         self.llm.collective_rpc("rollout_begin_weight_update")
         try:
-            self.llm.collective_rpc("rollout_stage_weights", args=(first,))
+            self.llm.collective_rpc(stage, args=(first,))
             for payload in payloads:
-                self.llm.collective_rpc("rollout_stage_weights", args=(payload,))
+                self.llm.collective_rpc(stage, args=(payload,))
         except BaseException:
             self.llm.collective_rpc("rollout_begin_weight_update")  # drop what was staged
             raise

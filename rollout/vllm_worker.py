@@ -10,7 +10,8 @@ On CPU, tied LM heads need their packed GEMM weight rebuilt after a reload (see
 ``_rollout_refresh_cpu_gemm``).
 
 Protocol of one sync: ``rollout_begin_weight_update()``, then ``rollout_stage_weights(payload)`` for
-each bucket of tensors (``payload`` = ``safetensors.torch.save`` bytes of HF-named tensors), then
+each bucket of tensors (``payload`` = ``safetensors.torch.save`` bytes of HF-named tensors), or
+``rollout_stage_tensors(dict)`` when the worker runs in the caller's process, then
 ``rollout_commit_weight_update()``, which loads everything staged in one ``reload_weights`` call
 (vLLM's layerwise reload needs every tensor of a layer in the same call).
 """
@@ -34,6 +35,15 @@ class WeightSyncExtension:
         if staged is None:
             raise RuntimeError("rollout_stage_weights called before rollout_begin_weight_update")
         staged.update(load(payload))
+        return len(staged)
+
+    def rollout_stage_tensors(self, tensors: dict) -> int:
+        """Keep a bucket of HF-named tensors until commit (the worker runs in the caller's process:
+        the tensors arrive as they are, no copy). Returns tensors staged so far."""
+        staged = getattr(self, "_rollout_staged", None)
+        if staged is None:
+            raise RuntimeError("rollout_stage_tensors called before rollout_begin_weight_update")
+        staged.update(tensors)
         return len(staged)
 
     def rollout_commit_weight_update(self) -> int:

@@ -22,6 +22,7 @@ def _free_port() -> int:
 
 def init_distributed(backend: str | None = None) -> tuple[int, int]:
     """Initialise torch.distributed through DeepSpeed; returns (rank, world_size)."""
+    slurm_world_from_env()
     if "RANK" not in os.environ:
         os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1")
         os.environ.setdefault("MASTER_PORT", str(_free_port()))
@@ -35,6 +36,27 @@ def init_distributed(backend: str | None = None) -> tuple[int, int]:
         _forget_deepspeed_groups()
         deepspeed.init_distributed(dist_backend=backend)
     return dist.get_rank(), dist.get_world_size()
+
+
+def slurm_world_from_env(environ: dict | None = None) -> bool:
+    """Under ``srun`` (one task per GPU, e.g. Hydra's submitit launcher with ``tasks_per_node`` > 1)
+    and no launcher variables: RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT from
+    SLURM's. MASTER_ADDR is the first host of the job (``SLURM_LAUNCH_NODE_IPADDR`` when SLURM
+    gives no host list in the environment); MASTER_PORT is derived from the job id unless set.
+    Returns whether it set them."""
+    env = os.environ if environ is None else environ
+    if "RANK" in env or int(env.get("SLURM_NTASKS", "1")) <= 1 or "SLURM_PROCID" not in env:
+        return False
+    hosts = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST") or ""
+    first = hosts.split(",")[0]
+    if "[" in first:  # node[01-04,07] -> node01
+        prefix, rest = first.split("[", 1)
+        first = prefix + rest.split("-")[0].split(",")[0].rstrip("]")
+    env.update(RANK=env["SLURM_PROCID"], WORLD_SIZE=env["SLURM_NTASKS"],
+               LOCAL_RANK=env.get("SLURM_LOCALID", "0"))
+    env.setdefault("MASTER_ADDR", first or env.get("SLURM_LAUNCH_NODE_IPADDR", "127.0.0.1"))
+    env.setdefault("MASTER_PORT", str(20000 + int(env.get("SLURM_JOB_ID", "0")) % 20000))
+    return True
 
 
 def _forget_deepspeed_groups() -> None:
@@ -59,6 +81,15 @@ def _forget_deepspeed_groups() -> None:
 def barrier() -> None:
     if dist.is_initialized() and dist.get_world_size() > 1:
         dist.barrier()
+
+
+def all_gather_object(obj: Any) -> list[Any]:
+    """Every rank's picklable ``obj``, in rank order, on every rank (``[obj]`` on one rank)."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
 
 
 def broadcast_object(obj: Any, src: int = 0) -> Any:

@@ -2,13 +2,16 @@
 
 One step (DESIGN.md section 3), on every rank of a DeepSpeed data-parallel group:
 
-1. rank 0 takes the next ``prompts_per_step`` prompts and generates ``n`` completions each with
-   the rollout engine (vLLM by default); samples are broadcast to all ranks;
-2. the task's rewards score them: R Tensor[N, K] (rank 0, broadcast);
-3. ``compute_advantages`` applies the configured estimator and weighting: A Tensor[N];
-4. each rank takes its share of the N samples and runs ``ppo_epochs`` passes of
-   ``mini_batches`` optimizer steps, each accumulated over micro-batches (DeepSpeed engine);
-5. the new weights are pushed to the rollout engine (gathered under ZeRO-3);
+1. the next ``prompts_per_step`` prompts get ``n`` completions each from the rollout engine (vLLM
+   by default): on rank 0, broadcast to all ranks (``trainer.rollout_placement=driver``), or on
+   every rank for its own shard of the prompts, then gathered (``colocated``, saw/rl/step_data.py);
+2. the task's rewards score them where they were generated: R Tensor[N, K] for the whole step;
+3. ``compute_advantages`` applies the configured estimator and weighting to the whole step on
+   every rank: A Tensor[N];
+4. each rank takes its share of the N samples (colocated: the ones it generated) and runs
+   ``ppo_epochs`` passes of ``mini_batches`` optimizer steps, each accumulated over micro-batches
+   (DeepSpeed engine);
+5. the new weights are pushed to the rollout engine(s) (gathered under ZeRO-3);
 6. metrics go to metrics.jsonl / the console / W&B; checkpoints every ``save_every`` steps.
 
 Old-policy logprobs are recomputed by the trainer on the sampled tokens. With one PPO epoch and
@@ -23,7 +26,6 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,26 +50,13 @@ from saw.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoin
 from saw.rl.engine import (autocast_dtype, build_policy, current_grad_norm, grad_norm, load_causal_lm,
                            named_weights_for_sync, select_parameters)
 from saw.rl.logprobs import build_token_batch, response_logprobs, shared_prefix_logprobs
+from saw.rl.step_data import StepData, merge_shards, prompt_shard, rank_seed
 from saw.core.io import MetricsWriter
 from saw.rl.metrics import reward_stats, tensor_stats
 from saw.rl.tracking import Tracker
 from saw.tasks import build_task
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class StepData:
-    prompt_ids: list[list[int]]
-    completion_ids: list[list[int]]
-    texts: list[str]
-    group_ids: torch.Tensor  # [N]
-    finish_reasons: list[str]
-    rewards: torch.Tensor  # [N, K]
-    record_idx: list[int]  # per prompt
-    rollout_seconds: float
-    reward_seconds: float
-    rollout_tokens: int
 
 
 class _TrainerProbe:
@@ -84,7 +73,8 @@ class _TrainerProbe:
 
 
 class RLTrainer:
-    """Owns the policy engine, the rollout engine (rank 0), the task and its rewards."""
+    """Owns the policy engine, the rollout engine (rank 0, or every rank when colocated), the task
+    and its rewards."""
 
     def __init__(self, cfg: DictConfig, run_dir: str | os.PathLike, model_path: str):
         self.cfg = cfg
@@ -137,9 +127,10 @@ class RLTrainer:
             kl_coef=float(self.kl.get("loss_coef") or 0.0), kl_estimator=str(self.kl.get("loss_estimator", "k3")),
             entropy_coef=float(self.tcfg.entropy_coef))
 
+        self.colocated = str(self.tcfg.get("rollout_placement", "driver")) == "colocated"
         self.rollout = None
-        if self.rank == 0:
-            self.rollout = build_engine(cfg.rollout, self.model_path)
+        if self.rank == 0 or self.colocated:
+            self.rollout = build_engine(self._rollout_settings(), self.model_path)
 
         self.step = 0
         self.data_position = 0
@@ -156,6 +147,25 @@ class RLTrainer:
                                config=OmegaConf.to_container(cfg, resolve=True), rank=self.rank)
         if resume_step is not None:
             self.sync_weights()
+
+    def _rollout_settings(self) -> dict:
+        """The rollout config, placed for this rank: with colocated rollout on several ranks the
+        transformers engine runs on this rank's GPU, and vLLM joins the training world through its
+        ``external_launcher`` backend (one engine per rank, tensor parallelism within groups of
+        ``rollout.tensor_parallel_size`` ranks; TRL's colocate mode does the same)."""
+        settings = dict(OmegaConf.to_container(self.cfg.rollout, resolve=True))
+        if not (self.colocated and self.world > 1):
+            return settings
+        engine = str(settings.get("engine", "vllm"))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if engine in ("hf", "transformers") and settings.get("device", "auto") == "auto" and torch.cuda.is_available():
+            settings["device"] = f"cuda:{local_rank}"
+        if engine == "vllm":
+            settings["distributed_executor_backend"] = "external_launcher"
+            settings["in_process"] = True
+            tp = int(settings.get("tensor_parallel_size", 1))
+            settings["seed"] = int(settings.get("seed", 0)) + self.rank // tp  # ranks of a TP group agree
+        return settings
 
     # ------------------------------------------------------------------ resume
     def _maybe_resume(self) -> int | None:
@@ -192,27 +202,35 @@ class RLTrainer:
         return torch.stack(cols, dim=1)
 
     def collect(self) -> StepData:
-        """Rollout + rewards on rank 0, broadcast to every rank."""
-        payload = None
-        if self.rank == 0:
-            n_prompts = int(self.tcfg.prompts_per_step)
-            idx = self.sampler.take(self.data_position, n_prompts)
-            prompt_ids = self._encode(idx, self.task.train)
-            # a seed per step (not per engine call) keeps a resumed run on the same samples
-            seed = int(self.cfg.seed) * 7919 + self.step if self.tcfg.get("seed_per_step", True) else None
-            batch = self.rollout.generate(prompt_ids, self._sampling(seed=seed))
-            records = [self.task.train[idx[s.group_id]] for s in batch.samples]
-            t0 = time.perf_counter()
-            rewards = self.score(batch.texts, records)
-            t_rew = time.perf_counter() - t0
-            payload = StepData(
-                prompt_ids=[s.prompt_ids for s in batch.samples],
-                completion_ids=[s.completion_ids for s in batch.samples],
-                texts=batch.texts, group_ids=batch.group_ids,
-                finish_reasons=[s.finish_reason for s in batch.samples], rewards=rewards,
-                record_idx=idx, rollout_seconds=batch.seconds, reward_seconds=t_rew,
-                rollout_tokens=batch.completion_tokens)
-        return dist_utils.broadcast_object(payload)
+        """The step's samples and rewards, the same on every rank.
+
+        driver: rank 0 generates and scores all prompts, then broadcasts; colocated: each rank
+        generates and scores its shard of the prompts (saw/rl/step_data.py), then the shards are
+        gathered in prompt order."""
+        n_prompts = int(self.tcfg.prompts_per_step)
+        idx = self.sampler.take(self.data_position, n_prompts)
+        # a seed per step (not per engine call) keeps a resumed run on the same samples
+        seed = int(self.cfg.seed) * 7919 + self.step if self.tcfg.get("seed_per_step", True) else None
+        if self.colocated:
+            mine = [idx[i] for i in prompt_shard(n_prompts, self.world, self.rank)]
+            local = self._generate_and_score(mine, rank_seed(seed, self.world, self.rank))
+            return merge_shards(dist_utils.all_gather_object(local))
+        return dist_utils.broadcast_object(self._generate_and_score(idx, seed) if self.rank == 0 else None)
+
+    def _generate_and_score(self, idx: list[int], seed: int | None) -> StepData:
+        """n completions of each training record in ``idx`` from this rank's engine, scored."""
+        prompt_ids = self._encode(idx, self.task.train)
+        batch = self.rollout.generate(prompt_ids, self._sampling(seed=seed))
+        records = [self.task.train[idx[s.group_id]] for s in batch.samples]
+        t0 = time.perf_counter()
+        rewards = self.score(batch.texts, records)
+        return StepData(
+            prompt_ids=[s.prompt_ids for s in batch.samples],
+            completion_ids=[s.completion_ids for s in batch.samples],
+            texts=batch.texts, group_ids=batch.group_ids,
+            finish_reasons=[s.finish_reason for s in batch.samples], rewards=rewards,
+            record_idx=list(idx), rollout_seconds=batch.seconds, reward_seconds=time.perf_counter() - t0,
+            rollout_tokens=batch.completion_tokens)
 
     def advantages(self, data: StepData) -> tuple[torch.Tensor, dict]:
         """Advance the weighting (stateful ones only do work), then the configured estimator."""
@@ -252,12 +270,21 @@ class RLTrainer:
         """This rank's share of the step's samples, as micro-batches of sample indices.
 
         Samples are shuffled with a per-step seed (whole groups when ``shared_prefix``, so that a
-        micro-batch holds complete groups) and dealt round-robin to the ranks.
+        micro-batch holds complete groups) and dealt round-robin to the ranks; with colocated
+        rollout each rank keeps the block of samples it generated, shuffled.
         """
         n_samples = len(data.completion_ids)
         gen = torch.Generator().manual_seed(int(self.cfg.seed) + self.step)
-        if self.shared_prefix:
+        if self.colocated and self.world > 1:
+            n_groups = n_samples // self.n // self.world
+            groups = torch.randperm(n_groups, generator=gen) + self.rank * n_groups
+            if not self.shared_prefix:
+                mine = (groups.unsqueeze(1) * self.n + torch.arange(self.n)).flatten()
+                mine = mine[torch.randperm(len(mine), generator=gen)]
+                return [mine[i: i + self.micro] for i in range(0, len(mine), self.micro)]
+        elif self.shared_prefix:
             groups = torch.randperm(n_samples // self.n, generator=gen)[self.rank::self.world]
+        if self.shared_prefix:
             per = max(1, self.micro // self.n)
             return [(groups[i: i + per].unsqueeze(1) * self.n + torch.arange(self.n)).flatten()
                     for i in range(0, len(groups), per)]
@@ -383,10 +410,10 @@ class RLTrainer:
         return out
 
     def sync_weights(self) -> float:
-        """Push the policy's weights to the rollout engine; returns seconds."""
+        """Push the policy's weights to the rollout engine(s); returns seconds."""
         t0 = time.perf_counter()
         weights = named_weights_for_sync(self.engine)
-        if self.rank == 0:
+        if self.rollout is not None:
             self.rollout.update_weights(weights)
         else:  # under ZeRO-3 the gather is collective: every rank walks the parameters
             for _ in weights:
@@ -445,10 +472,14 @@ class RLTrainer:
         m.update(upd)
         m["perf/tokens_per_s"] = total_tokens / t_total
         m["perf/rollout_tokens_per_s"] = data.rollout_tokens / max(data.rollout_seconds, 1e-9)
+        if len(data.rank_rollout_tokens_per_s) > 1:  # colocated rollout: each rank's engine
+            m.update({f"perf/rank{r}/rollout_tokens_per_s": v for r, v in enumerate(data.rank_rollout_tokens_per_s)})
         m.update({"time/rollout": data.rollout_seconds, "time/rewards": data.reward_seconds,
                   "time/advantages": t_adv, "time/update": t_upd, "time/sync": t_sync, "time/step": t_total})
         if self.world > 1 and self.tcfg.get("check_sync", False):
             m["dist/param_sum_spread"] = self._param_spread()
+            # every rank computed the whole step's advantages: they must agree to the last bit
+            m["dist/advantage_sum_spread"] = self._spread(float(adv.double().sum()))
         self.last_batch = data  # the step's samples (sample tables, benchmarks)
         return m
 
@@ -456,12 +487,12 @@ class RLTrainer:
     def _param_spread(self) -> float:
         """max - min over ranks of the sum of all parameters (0 when the ranks are in sync)."""
         # full (gathered under ZeRO-3) parameters: every rank walks them, the gather is collective
-        total = torch.tensor([sum(float(t.double().sum()) for _, t in named_weights_for_sync(self.engine))],
-                             dtype=torch.float64)
-        gathered = [torch.zeros_like(total) for _ in range(self.world)]
-        torch.distributed.all_gather(gathered, total)
-        vals = torch.cat(gathered)
-        return float(vals.max() - vals.min())
+        return self._spread(sum(float(t.double().sum()) for _, t in named_weights_for_sync(self.engine)))
+
+    def _spread(self, value: float) -> float:
+        """max - min over ranks of ``value``."""
+        vals = dist_utils.all_gather_object(float(value))
+        return float(max(vals) - min(vals))
 
     def _sample_rows(self, data: StepData, k: int = 4) -> list[list[Any]]:
         rows = []

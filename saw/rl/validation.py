@@ -20,6 +20,7 @@ from saw.algo.weighting import build_weighting
 from saw.core.config import to_plain, to_plain_value
 from saw.rl.batches import micro_layout
 from saw.rl.engine import PRECISIONS, SCHEDULES
+from saw.rl.step_data import PLACEMENTS, prompt_shard
 
 
 class ConfigError(ValueError):
@@ -82,6 +83,12 @@ def validate_config(cfg: Any, world_size: int = 1) -> None:
         raise ConfigError(f"sampling.top_p must be in (0, 1], got {s.top_p}")
     if float(s.temperature) < 0:
         raise ConfigError(f"sampling.temperature must be >= 0, got {s.temperature}")
+    _choice(t.get("rollout_placement", "driver"), PLACEMENTS, "trainer.rollout_placement")
+    if t.get("rollout_placement", "driver") == "colocated":
+        try:
+            prompt_shard(int(t.prompts_per_step), world_size, 0)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
     try:
         micro_layout(int(t.prompts_per_step), int(s.n), world_size, int(t.mini_batches), int(t.micro_batch_size),
                      bool(t.get("shared_prefix", False)))

@@ -198,13 +198,15 @@ def test_missing_model_and_unknown_algorithm_fail_before_writing(tiny_model_dir,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("zero_stage", [0, 3])
-def test_two_processes_stay_in_sync(zero_stage, tiny_model_dir, tmp_path):
-    """torchrun with 2 CPU processes (gloo): both ranks end with identical parameters. Under ZeRO-3
-    the weights are gathered parameter by parameter for the rollout sync and the final save."""
+@pytest.mark.parametrize("zero_stage,placement", [(0, "driver"), (3, "driver"), (0, "colocated"), (3, "colocated")])
+def test_two_processes_stay_in_sync(zero_stage, placement, tiny_model_dir, tmp_path):
+    """torchrun with 2 CPU processes (gloo): both ranks end with identical parameters and computed
+    identical advantages. Under ZeRO-3 the weights are gathered parameter by parameter for the
+    rollout sync and the final save. Colocated: each rank generates with its own engine."""
     out = tmp_path / "ddp"
-    port = 29517 + zero_stage
-    extra = [f"trainer.zero_stage={zero_stage}"] + (["trainer.shared_prefix=false"] if zero_stage == 3 else [])
+    port = 29517 + zero_stage + (10 if placement == "colocated" else 0)
+    extra = [f"trainer.zero_stage={zero_stage}", f"trainer.rollout_placement={placement}"] + \
+        (["trainer.shared_prefix=false"] if zero_stage == 3 else [])
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
            str(ROOT / "scripts" / "train.py"), "model=tiny", f"model.path={tiny_model_dir}", "rollout=hf",
            "logger=none", "task=summarize", "task.max_train_records=16", "task.max_eval_records=4",
@@ -219,6 +221,13 @@ def test_two_processes_stay_in_sync(zero_stage, tiny_model_dir, tmp_path):
     rows = read_metrics(out / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1, 2]
     assert all(r["dist/param_sum_spread"] == 0.0 for r in rows)
+    assert all(r["dist/advantage_sum_spread"] == 0.0 for r in rows)
+    per_rank = [key for key in rows[0] if key.startswith("perf/rank")]
+    if placement == "colocated":  # both engines generated: throughput of each
+        assert sorted(per_rank) == ["perf/rank0/rollout_tokens_per_s", "perf/rank1/rollout_tokens_per_s"]
+        assert all(r[key] > 0 for r in rows for key in per_rank)
+    else:
+        assert per_rank == []
     assert json.loads((out / "done.json").read_text())["steps"] == 2
     from transformers import AutoModelForCausalLM
 
