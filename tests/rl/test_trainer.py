@@ -150,6 +150,17 @@ def test_bad_configs_fail_before_loading(tiny_model_dir, tmp_path, override, mat
         validate_config(make_cfg(tiny_model_dir, tmp_path, override))
 
 
+def test_colocated_rollout_needs_prompts_that_split_over_the_ranks(tiny_model_dir, tmp_path):
+    cfg = make_cfg(tiny_model_dir, tmp_path, "trainer.rollout_placement=colocated", "trainer.prompts_per_step=3",
+                   "trainer.micro_batch_size=1")
+    validate_config(cfg, world_size=1)
+    with pytest.raises(ConfigError, match="prompts_per_step=3 cannot be split evenly over 2 ranks"):
+        validate_config(make_cfg(tiny_model_dir, tmp_path, "trainer.rollout_placement=colocated",
+                                 "trainer.prompts_per_step=3", "trainer.micro_batch_size=1", "sampling.n=4"), world_size=2)
+    with pytest.raises(ConfigError, match="trainer.rollout_placement='everywhere' is not valid"):
+        validate_config(make_cfg(tiny_model_dir, tmp_path, "trainer.rollout_placement=everywhere"))
+
+
 def test_an_empty_model_folder_is_named(tiny_model_dir, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match=f"model.path={tmp_path / 'empty'} holds no config.json"):
@@ -198,17 +209,21 @@ def test_missing_model_and_unknown_algorithm_fail_before_writing(tiny_model_dir,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("zero_stage,placement", [(0, "driver"), (3, "driver"), (0, "colocated"), (3, "colocated")])
-def test_two_processes_stay_in_sync(zero_stage, placement, tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("zero_stage,placement,engine", [(0, "driver", "hf"), (3, "driver", "hf"), (0, "colocated", "hf"),
+                                                        (3, "colocated", "hf"), (0, "colocated", "vllm")])
+def test_two_processes_stay_in_sync(zero_stage, placement, engine, tiny_model_dir, tmp_path):
     """torchrun with 2 CPU processes (gloo): both ranks end with identical parameters and computed
     identical advantages. Under ZeRO-3 the weights are gathered parameter by parameter for the
-    rollout sync and the final save. Colocated: each rank generates with its own engine."""
+    rollout sync and the final save. Colocated: each rank generates with its own engine (vLLM's
+    engines join the training world through its external_launcher executor)."""
     out = tmp_path / "ddp"
-    port = 29517 + zero_stage + (10 if placement == "colocated" else 0)
+    port = 29517 + zero_stage + (10 if placement == "colocated" else 0) + (20 if engine == "vllm" else 0)
     extra = [f"trainer.zero_stage={zero_stage}", f"trainer.rollout_placement={placement}"] + \
         (["trainer.shared_prefix=false"] if zero_stage == 3 else [])
+    if engine == "vllm":
+        extra += ["rollout.max_model_len=256", "rollout.cpu_kvcache_gib=1", "rollout.threads=1"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-           str(ROOT / "scripts" / "train.py"), "model=tiny", f"model.path={tiny_model_dir}", "rollout=hf",
+           str(ROOT / "scripts" / "train.py"), "model=tiny", f"model.path={tiny_model_dir}", f"rollout={engine}",
            "logger=none", "task=summarize", "task.max_train_records=16", "task.max_eval_records=4",
            "task.rewards=[{name: summary_quality}, {name: summary_conciseness, budget_words: 3}]",
            "trainer.total_steps=2", "trainer.prompts_per_step=2", "sampling.n=4", "sampling.max_new_tokens=12",
