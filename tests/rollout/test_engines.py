@@ -252,3 +252,25 @@ def test_bad_weight_updates_are_rejected_as_a_whole(engine, weights, kit):
         engine.update_weights(list(weights.perturbed.items()) + [("lm_head.bias", torch.zeros(3))])
     after = engine.generate(kit.prompts[:1], greedy(8)).samples[0]
     assert after.completion_ids == base.completion_ids and after.logprobs == base.logprobs
+
+
+@pytest.mark.slow
+def test_vllm_in_process_tensor_transfer_equals_safetensors_bytes(vllm_engine, weights, kit):
+    """The in-process engine receives tensors as they are (no serialisation); the bytes path of a
+    separate engine process loads the same weights: identical greedy tokens and logprobs."""
+    assert vllm_engine._send_tensors  # in_process + uni executor: the default picks tensors
+    outputs = {}
+    try:
+        for mode in (True, False):
+            vllm_engine._send_tensors = mode
+            vllm_engine.update_weights(weights.perturbed.items())
+            outputs[mode] = vllm_engine.generate(kit.prompts, greedy(12)).samples
+    finally:
+        vllm_engine._send_tensors = True
+        vllm_engine.update_weights(weights.original.items())
+    assert [s.completion_ids for s in outputs[True]] == [s.completion_ids for s in outputs[False]]
+    assert [s.logprobs for s in outputs[True]] == [s.logprobs for s in outputs[False]]
+    with pytest.raises(ValueError, match="weight_transfer must be"):
+        build_engine({**SETTINGS["vllm"], "weight_transfer": "pigeon"}, "unused")
+    with pytest.raises(ValueError, match="sleep_level must be"):
+        build_engine({**SETTINGS["vllm"], "sleep_level": 3}, "unused")
