@@ -4,6 +4,7 @@ evaluation, tables.
     python scripts/reproduce.py                       # smoke profile (CPU, ~30 min on 2 cores)
     python scripts/reproduce.py --profile long        # more steps and seeds (CPU, hours)
     python scripts/reproduce.py --profile paper       # Qwen2.5 paper configs (GPUs; see README)
+    python scripts/reproduce.py --ranks 2             # each run on 2 processes, colocated rollout
     python scripts/reproduce.py --tasks summarize --seeds 0 1 --algorithms grpo grpo_saw
 
 Every stage is resumable: a finished training run (done.json) or evaluation (eval.json) is
@@ -62,6 +63,20 @@ def experiment_task(experiment: str) -> str:
         return str(compose("config", overrides=[f"experiment={experiment}"]).task.name)
 
 
+def training_commands(py: str, common: list[str], algorithms: list[str], seeds: list[int], overrides: list[str],
+                      ranks: int = 1) -> list[list[str]]:
+    """One Hydra multirun over the grid on one rank; with several ranks one torch.distributed.run
+    launch per run (colocated rollout), in the same run directories."""
+    if ranks < 1:
+        raise SystemExit(f"--ranks must be >= 1, got {ranks}")
+    if ranks == 1:
+        return [[py, "scripts/train.py", "-m", *common, f"algorithm={','.join(algorithms)}",
+                 f"seed={','.join(map(str, seeds))}", *overrides]]
+    launch = [py, "-m", "torch.distributed.run", f"--nproc_per_node={ranks}", "--master_port=29533"]
+    return [[*launch, "scripts/train.py", *common, f"algorithm={algo}", f"seed={seed}",
+             "trainer.rollout_placement=colocated", *overrides] for algo in algorithms for seed in seeds]
+
+
 def sh(cmd: list[str], log_file: Path) -> None:
     """Run a stage, teeing its output to log_file; stop the pipeline on failure."""
     print(f"\n$ {' '.join(cmd)}", flush=True)
@@ -90,6 +105,9 @@ def main() -> None:
     ap.add_argument("--results", default="results")
     ap.add_argument("--eval-records", type=int, default=None,
                     help="records per BFCL category / summarisation split (default: the profile's)")
+    ap.add_argument("--ranks", type=int, default=1,
+                    help="training processes per run (torch.distributed.run, colocated rollout: every rank "
+                         "generates its shard of the prompts); default 1")
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for training, e.g. trainer.total_steps=10")
     args = ap.parse_args()
 
@@ -117,8 +135,8 @@ def main() -> None:
     for exp, task, algorithms, seeds in grid:
         common = [f"experiment={exp}", f"output_root={args.output_root}"]
         t0 = time.time()
-        sh([py, "scripts/train.py", "-m", *common, f"algorithm={','.join(algorithms)}",
-            f"seed={','.join(map(str, seeds))}", *extra, *args.overrides], logs / f"train_{exp}.log")
+        for cmd in training_commands(py, common, algorithms, seeds, extra + args.overrides, args.ranks):
+            sh(cmd, logs / f"train_{exp}.log")
         timings[f"train {exp}"] = time.time() - t0
         exp_dir = ROOT / args.output_root / exp
         t0 = time.time()
