@@ -1,7 +1,7 @@
 """The whole pipeline in one command (``make reproduce``): model, SFT warm start, training grid,
 evaluation, tables.
 
-    python scripts/reproduce.py                       # smoke profile (CPU, ~30 min on 2 cores)
+    python scripts/reproduce.py                       # smoke profile (CPU, under 60 min on 2 cores)
     python scripts/reproduce.py --profile long        # more steps and seeds (CPU, hours)
     python scripts/reproduce.py --profile paper       # Qwen2.5 paper configs (GPUs; see README)
     python scripts/reproduce.py --ranks 2             # each run on 2 processes, colocated rollout
