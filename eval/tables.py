@@ -349,8 +349,18 @@ def endpoint(run: Run, key: str, last: bool) -> float | None:
     return values[steps.index(pick(steps))]
 
 
+def tail_mean(run: Run, key: str, window: int = 5) -> float | None:
+    """Mean of metric ``key`` over the run's last ``window`` logged steps; None if absent."""
+    steps, values = run.series(key)
+    if not steps:
+        return None
+    last = [v for _, v in sorted(zip(steps, values))[-window:]]
+    return sum(last) / len(last)
+
+
 def training_table(runs: Sequence[Run], task: str) -> Table | None:
-    """First and last batch mean of every reward per method of ``task``; None without metrics."""
+    """First and last batch mean of every reward per method of ``task``, the mean of the final 5
+    steps, and the last greedy validation mean where validation ran; None without metrics."""
     groups = {k: v for k, v in group_by_method([r for r in runs if r.metrics], task).items() if k[1] != "base"}
     if not groups:
         return None
@@ -373,10 +383,15 @@ def training_table(runs: Sequence[Run], task: str) -> Table | None:
         key = f"reward/{name}/mean"
         columns += [Column(f"{name}_first", f"{name} first", at(key, False), 1.0, 3),
                     Column(f"{name}_last", f"{name} last", at(key, True), 1.0, 3),
-                    Column(f"{name}_change", f"{name} change", change(key), 1.0, 3)]
+                    Column(f"{name}_change", f"{name} change", change(key), 1.0, 3),
+                    Column(f"{name}_final5", f"{name} final-5 mean", lambda r, key=key: tail_mean(r, key), 1.0, 3)]
+    for name in names:
+        if any(r.series(f"val/{name}")[0] for rs in groups.values() for r in rs):
+            columns.append(Column(f"val_{name}_last", f"val {name} last", at(f"val/{name}", True), 1.0, 3))
     columns.append(Column("steps", "Steps", lambda r: float(len(r.series("time/step")[0])) or None, 1.0, 0))
     notes = ["Batch mean of each training reward (the rollout samples of that step, temperature as "
-             "configured) at the first and the last logged step, and last - first; mean ± sample std over "
+             "configured) at the first and the last logged step, last - first, and the mean of the final 5 "
+             "steps; 'val' is the greedy validation mean at the last validation; mean ± sample std over "
              "seeds. Single-step values of small batches are noisy: read the curves (figures) for trends."]
     return build_table(f"training_{task}", f"Training rewards, first and last step ({task})", groups, columns, notes)
 

@@ -121,6 +121,9 @@ def test_training_table_by_hand(synthetic_runs):
     assert float(rows["grpo"]["toolcall_correctness_last_mean"]) == pytest.approx(1.4)
     assert float(rows["grpo_saw"]["toolcall_correctness_change_mean"]) == pytest.approx(0.2)
     assert float(rows["grpo_saw"]["steps_mean"]) == 3
+    # final-5 mean over the 3 steps: seed 0 mean(0.1, 0.2, 0.3) = 0.2, seed 1 +0.2 -> 0.3 over seeds
+    assert float(rows["grpo"]["toolcall_format_final5_mean"]) == pytest.approx(0.3)
+    assert not any(key.startswith("val_") for key in rows["grpo"])  # no validation logged
     assert "base" not in rows
     assert training_table(runs, "no_such_task") is None
     # steps logged out of order (a resumed run appends): endpoints follow the step numbers
@@ -227,3 +230,17 @@ def test_unfinished_runs_are_marked(tmp_path, run_writer):
     md = toolcall_table(load_runs([tmp_path / "embedded_test" / "*"])).markdown()
     assert "GRPO (unfinished: 1 of 2)" in md and "GDPO (unfinished" not in md
     assert "unfinished: runs without done.json" in md
+
+
+def test_final_window_and_validation_columns(synthetic_runs):
+    import json
+
+    run = synthetic_runs / "embedded_test" / "toolcall-grpo-s0"
+    rows_ = [{"step": s, "reward/toolcall_format/mean": float(s), "reward/toolcall_correctness/mean": 0.0,
+              "time/step": 1.0, **({"val/toolcall_format": s / 10} if s % 3 == 0 else {})} for s in range(1, 9)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows_))
+    runs = [r for r in load_runs([synthetic_runs]) if (r.task, r.algorithm, r.seed) == ("toolcall", "grpo", 0)]
+    rows = csv_rows(training_table(runs, "toolcall").csv())
+    assert float(rows["grpo"]["toolcall_format_final5_mean"]) == pytest.approx((4 + 5 + 6 + 7 + 8) / 5)
+    assert float(rows["grpo"]["val_toolcall_format_last_mean"]) == pytest.approx(0.6)  # step 6
+    assert "val_toolcall_correctness_last_mean" not in rows["grpo"]
