@@ -517,6 +517,10 @@ class RLTrainer:
         stop_after = self.tcfg.get("stop_after_steps")  # for tests: simulate an interruption
         self.stop_signal = None
         restore = self._catch_stop_signals()
+        if self.step == 0 and self.tcfg.get("val_before_train", False) and self.rank == 0 and self.task.validation:
+            start = {"step": 0, **self.validate()}  # the starting policy's validation, logged as step 0
+            self.writer.write(start)
+            self.tracker.log(start, 0)
         try:
             while self.step < total:
                 m = self.train_step()

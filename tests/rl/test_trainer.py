@@ -78,6 +78,18 @@ def test_two_steps_per_algorithm(algorithm, tiny_model_dir, tmp_path):
     assert all(r[f"reward/{n}/failures"] == 0 for r in rows for n in names)
 
 
+def test_validation_before_training_is_step_zero(tiny_model_dir, tmp_path):
+    """trainer.val_before_train: the starting policy's greedy validation is logged as step 0 (and
+    equals a validation of the starting model: same prompts, greedy), before step 1."""
+    run_dir = tmp_path / "run"
+    run_training(make_cfg(tiny_model_dir, tmp_path, "trainer.val_before_train=true", "trainer.total_steps=1",
+                          "trainer.val_every=0"), run_dir)
+    rows = read_metrics(run_dir / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [0, 1]
+    assert set(rows[0]) == {"step", "val/toolcall_format", "val/toolcall_correctness", "val/response_length"}
+    assert not any(key.startswith("val/") for key in rows[1])  # val_every=0: no validation after training
+
+
 def test_authors_kl_penalises_the_grpo_reward(tiny_model_dir, tmp_path):
     """kl=authors: plain GRPO gets coef * sum_t KL_t (k1) subtracted from its reward. At step 1 the
     policy is the reference (penalty 0); after an update at lr 1e-3 it is not (the entropy bonus
