@@ -58,7 +58,7 @@ test-fast: $(STAMP) ## run the fast tests only
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 PROFILE ?= smoke
-reproduce: $(STAMP) ## the whole pipeline: model, SFT, training grid, evaluation, tables (PROFILE=smoke|long|paper)
+reproduce: $(STAMP) ## the whole pipeline: model, SFT, training grid, evaluation, tables (PROFILE=smoke|long|paper|compare)
 	$(PY) scripts/reproduce.py --profile $(PROFILE) $(REPRO_ARGS)
 
 overhead: $(STAMP) ## +SAW vs +Gradient per-step cost: 6 methods on embedded_toolcall, same seed and data

@@ -4,6 +4,7 @@ evaluation, tables.
     python scripts/reproduce.py                       # smoke profile (CPU, under 60 min on 2 cores)
     python scripts/reproduce.py --profile long        # more steps and seeds (CPU, hours)
     python scripts/reproduce.py --profile paper       # Qwen2.5 paper configs (GPUs; see README)
+    python scripts/reproduce.py --profile compare     # 4 methods x 3 seeds that move the policy (CPU, ~2 h)
     python scripts/reproduce.py --ranks 2             # each run on 2 processes, colocated rollout
     python scripts/reproduce.py --tasks summarize --seeds 0 1 --algorithms grpo grpo_saw
 
@@ -44,7 +45,11 @@ PROFILES = {
     "smoke": (["embedded"], None, [], 8),
     "long": (["embedded"], [0, 1, 2], ["trainer.total_steps=30"], None),
     "paper": (["table1", "table2"], None, [], None),
+    # the 4 paper methods x 3 seeds on embedded tool calling, 12 steps at lr 3e-5 (conf/experiment/
+    # embedded_toolcall_compare.yaml); judged by the greedy validation before and after training
+    "compare": (["compare"], None, [], None),
 }
+TRAINING_ONLY = {"compare"}  # profiles whose table is the training and validation table (no BFCL pass)
 
 
 def sweep_grid(name: str) -> dict[str, list[str]]:
@@ -139,6 +144,9 @@ def main() -> None:
             sh(cmd, logs / f"train_{exp}.log")
         timings[f"train {exp}"] = time.time() - t0
         exp_dir = ROOT / args.output_root / exp
+        if args.profile in TRAINING_ONLY:
+            run_dirs += [str(exp_dir / f"{task}-{algo}-s{seed}") for algo in algorithms for seed in seeds]
+            continue
         t0 = time.time()
         ev = [f"eval.max_records={eval_records}"] if eval_records else []
         if args.profile == "smoke":  # multi-turn kept cheap: 1 dialogue/category, first 2 turns, 1 step/turn

@@ -197,6 +197,33 @@ def release_memory(device: str) -> None:
         torch.cuda.empty_cache()
 
 
+def loopback_works(timeout: float = 2.0) -> bool:
+    """True when a TCP connection to 127.0.0.1 succeeds (torch.distributed's default rendezvous)."""
+    import socket
+
+    try:
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen(1)
+            with socket.create_connection(server.getsockname(), timeout=timeout):
+                return True
+    except OSError:
+        return False
+
+
+def init_file_world(folder: Path, device: str) -> None:
+    """A one-process torch.distributed world through a file store: the trainer's own set-up
+    (saw.rl.distributed) finds it initialised and keeps it. Only used without loopback TCP."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        return
+    os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT="29500")
+    folder.mkdir(parents=True, exist_ok=True)
+    dist.init_process_group("nccl" if device == "cuda" else "gloo", init_method=f"file://{folder / 'store'}",
+                            rank=0, world_size=1)
+
+
 def sync(device: str) -> None:
     if device == "cuda":
         import torch
@@ -476,6 +503,10 @@ class Check:
 
         cfg = self.compose(precision)
         run_dir = self.work / run_name
+        if "RANK" not in os.environ and not loopback_works():
+            say("train", "WARNING: no TCP on 127.0.0.1 (torch.distributed's rendezvous would wait 10 min): "
+                         "starting the one-process world through a file store instead")
+            init_file_world(self.work / "dist", self.device)
         say("train", "saw.rl.job.run_training with overrides: " + " ".join(self.overrides(precision)))
         say("train", f"trainer: shared_prefix={cfg.trainer.shared_prefix}, gradient_checkpointing="
                      f"{cfg.trainer.gradient_checkpointing}, mini_batches={cfg.trainer.mini_batches}, "
