@@ -54,7 +54,8 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -103,8 +104,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--micro-batch-size", type=int, default=None,
                    help="trainer.micro_batch_size, sequences (default 16 on CUDA, 8 on CPU)")
     p.add_argument("--max-prompt-length", type=int, default=512, help="task.max_prompt_length (default 512)")
-    p.add_argument("--prompt-words", type=int, default=None,
-                   help="words per synthetic abstract (default 180; 40 for --shape tiny)")
+    p.add_argument("--prompt-words", type=int, default=70,
+                   help="words per synthetic abstract (default 70: ~330 prompt tokens with the chat template)")
     p.add_argument("--precision", choices=("bf16", "bf16_autocast", "fp32"), default=None,
                    help="trainer.precision (default bf16 on CUDA: DeepSpeed bf16 mode; fp32 on CPU)")
     p.add_argument("--algorithm", default="grpo_saw", help="conf/algorithm file (default grpo_saw)")
@@ -119,7 +120,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="extra Hydra override for the train stage (repeatable)")
     args = p.parse_args(argv)
     args.stages = parse_stages(args.stages, p)
-    for name in ("steps", "prompts", "n", "max_new_tokens", "micro_batch_size", "torch_iters"):
+    for name in ("steps", "prompts", "n", "max_new_tokens", "micro_batch_size", "torch_iters", "prompt_words"):
         value = getattr(args, name)
         if value is not None and value < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
@@ -148,8 +149,7 @@ def resolve_defaults(args: argparse.Namespace, device: str) -> None:
     """Fill the per-device defaults (a GPU run at paper-like sizes, a quick CPU run)."""
     cuda = device == "cuda"
     defaults = {"steps": 4 if cuda else 2, "prompts": 16 if cuda else 4, "max_new_tokens": 256 if cuda else 16,
-                "micro_batch_size": 16 if cuda else 8, "precision": "bf16" if cuda else "fp32",
-                "prompt_words": 40 if args.shape == "tiny" else 180}
+                "micro_batch_size": 16 if cuda else 8, "precision": "bf16" if cuda else "fp32"}
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -296,7 +296,7 @@ def build_model(out: Path, shape: str, device: str) -> dict[str, Any]:
 
 def _sentence(rnd: random.Random, low: int, high: int) -> str:
     words = [rnd.choice(WORDS) for _ in range(rnd.randint(low, high))]
-    return " ".join(words).capitalize() + " ."
+    return " ".join(words) + " ."
 
 
 def write_aclsum_data(folder: Path, n_train: int, n_eval: int, words: int, seed: int = 0) -> dict[str, int]:
@@ -320,10 +320,19 @@ def write_aclsum_data(folder: Path, n_train: int, n_eval: int, words: int, seed:
     return sizes
 
 
-def build_task(data_dir: Path, max_prompt_length: int):
-    from saw.tasks import build_task as build
+def load_records(data_dir: Path) -> list[dict]:
+    """The training records of the synthetic data, read by the summarize task's own ACLSum loader
+    (plain config: no omegaconf needed, so the engine and torch stages run without the wheelhouse)."""
+    from saw.tasks.summarize import load_aclsum_split
 
-    return build({"name": "summarize", "aclsum_data_dir": str(data_dir), "max_prompt_length": max_prompt_length})
+    return load_aclsum_split("train", {"aclsum_data_dir": str(data_dir)})
+
+
+def prompt_ids(tokenizer, record: dict, limit: int) -> list[int]:
+    """The record's chat-templated prompt ids, cut from the left to ``limit`` (as Task.encode_prompt)."""
+    from saw.core.tokens import chat_template_ids
+
+    return chat_template_ids(tokenizer, record["prompt"])[-limit:]
 
 
 # ============================================================================ the check
@@ -338,7 +347,13 @@ class Check:
         self.data_dir = work / "data"
         self.summary: dict[str, Any] = {"device": device, "shape": args.shape, "stages": {}}
         self.train_steps = 0
-        self.task = None
+        self._records: list[dict] | None = None
+
+    @property
+    def records(self) -> list[dict]:
+        if self._records is None:
+            self._records = load_records(self.data_dir)
+        return self._records
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -397,10 +412,10 @@ class Check:
                 info[module] = f"NOT IMPORTABLE ({type(exc).__name__}: {str(exc)[:200]})"
         for key, value in info.items():
             say("env", f"{key}: {value}")
-        for module, stage in (("deepspeed", "train"), ("hydra", "train")):
-            if str(info[module]).startswith("NOT IMPORTABLE"):
-                say("env", f"WARNING: {module} does not import: the train stage will fail; the torch stage "
-                           "(plain torch update) reports instead")
+        missing = [m for m in ("deepspeed", "hydra", "omegaconf") if str(info[m]).startswith("NOT IMPORTABLE")]
+        if missing:
+            say("env", f"WARNING: {', '.join(missing)} do(es) not import: the train stage cannot run; the torch stage "
+                       "(a plain torch update) reports instead")
         return info
 
     # ------------------------------------------------------------------ model
@@ -414,15 +429,18 @@ class Check:
                      f"to {info['tokenizer_ids']} = the model's vocabulary: every sampled id decodes to text")
         n_train = max(a.prompts * a.steps, 32)
         sizes = write_aclsum_data(self.data_dir, n_train, 8, a.prompt_words)
-        self.task = build_task(self.data_dir, a.max_prompt_length)
         from transformers import AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(self.model_dir)
-        lengths = [len(self.task.encode_prompt(tok, r, None)[0]) for r in self.task.train]
+        lengths = [len(prompt_ids(tok, r, 10**9)) for r in self.records]
         probe = tok.decode(list(range(info["tokenizer_ids"] - 5, info["tokenizer_ids"])), skip_special_tokens=True)
         if not probe.strip():
             raise RuntimeError("the highest token ids decode to empty text: the tokenizer padding did not work")
         info.update(data=sizes, prompt_tokens_mean=round(statistics.mean(lengths), 1), prompt_tokens_max=max(lengths))
+        over = sum(n > a.max_prompt_length for n in lengths)
+        if over:
+            say("model", f"WARNING: {over} of {len(lengths)} prompts exceed --max-prompt-length {a.max_prompt_length}: "
+                         "the trainer drops them (task.filter_overlong_prompts); lower --prompt-words")
         say("model", f"synthetic ACLSum-format data in {self.data_dir}: {sizes}; prompt tokens mean "
                      f"{info['prompt_tokens_mean']}, max {info['prompt_tokens_max']} (limit {a.max_prompt_length}); "
                      f"the 5 highest ids decode to {probe!r}")
@@ -463,15 +481,15 @@ class Check:
             say("train", "RLTrainer.train_step not found: no per-step memory, no budget stop")
             yield
             return
-        device, deadline = self.device, self.deadline
+        check = self
 
         def train_step(trainer, *a, **kw):
-            if records and time.monotonic() + records[-1]["seconds"] > deadline:
+            if records and time.monotonic() + records[-1]["seconds"] > check.deadline:
                 raise BudgetExceeded(f"stopped before step {len(records) + 1}: it would end past the budget")
-            reset_peak(device)
+            reset_peak(check.device)
             t0 = time.monotonic()
             metrics = original(trainer, *a, **kw)
-            records.append({"seconds": time.monotonic() - t0, **peak_memory(device)})
+            records.append({"seconds": time.monotonic() - t0, **peak_memory(check.device)})
             return metrics
 
         RLTrainer.train_step = train_step
@@ -481,6 +499,15 @@ class Check:
             RLTrainer.train_step = original
 
     def stage_train(self) -> dict[str, Any]:
+        missing = []
+        for module in ("omegaconf", "hydra", "deepspeed"):
+            try:
+                __import__(module)
+            except Exception as exc:  # noqa: BLE001 - reported below
+                missing.append(f"{module} ({type(exc).__name__}: {str(exc)[:200]})")
+        if missing:
+            raise RuntimeError("the training path needs " + ", ".join(missing) + "; scripts/gpu_check.sh installs them "
+                               "from .gpu_wheels/ (bash scripts/gpu_wheels.sh builds it)")
         precision = self.args.precision
         try:
             return self._train(precision, "run")
@@ -545,7 +572,8 @@ class Check:
         label = (f"median of steps {measured[0]['step']}-{measured[-1]['step']} (step 1: warm-up)" if len(steps) > 1
                  else "only step")
         say("train", format_step(median, label))
-        say("train", f"whole run (load, {len(rows)} steps, final save): {seconds:.1f} s; {format_memory(run_peak)}")
+        say("train", f"run_training call (model loads, {len(rows)} steps, final save): {seconds:.1f} s; "
+                     f"{format_memory(run_peak)}")
         info = {"precision": precision, "steps": steps, "median": median, "run_seconds": round(seconds, 2),
                 "run_peak_memory": run_peak}
         if stopped:
@@ -565,8 +593,7 @@ class Check:
                                            "device": self.device, "seed": 0})
         load_s = time.monotonic() - t0
         say("engine", f"HFEngine loaded in {load_s:.1f} s ({next(engine.model.parameters()).dtype} on {engine.device})")
-        task = self.task or build_task(self.data_dir, a.max_prompt_length)
-        prompts = [r["prompt"] for r in task.train[: a.prompts]]
+        prompts = [prompt_ids(engine.tokenizer, r, a.max_prompt_length) for r in self.records[: a.prompts]]
         sampling = SamplingConfig(n=a.n, temperature=1.0, max_new_tokens=a.max_new_tokens, seed=0)
         calls = []
         try:
@@ -613,10 +640,10 @@ class Check:
                                gradient_checkpointing=a.gradient_checkpointing).to(self.device).train()
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6, eps=1e-8)
         tok = AutoTokenizer.from_pretrained(self.model_dir)
-        task = self.task or build_task(self.data_dir, a.max_prompt_length)
         gen = torch.Generator().manual_seed(0)
         rows = a.micro_batch_size
-        prompts = [task.encode_prompt(tok, task.train[i % len(task.train)], a.max_prompt_length)[0] for i in range(rows)]
+        records = self.records
+        prompts = [prompt_ids(tok, records[i % len(records)], a.max_prompt_length) for i in range(rows)]
         vocab = model.config.vocab_size
         completions = [torch.randint(3, vocab, (a.max_new_tokens,), generator=gen).tolist() for _ in range(rows)]
         batch = build_token_batch(prompts, completions, tok.pad_token_id)
