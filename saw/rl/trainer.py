@@ -116,7 +116,7 @@ class RLTrainer:
         self.reward_kl_coef = float(self.kl.get("reward_coef") or 0.0)
         self.ref_model = None
         if float(self.kl.get("loss_coef") or 0.0) > 0 or self.reward_kl_coef > 0:
-            self.ref_model = load_causal_lm(self.model_path, precision=self.tcfg.precision).eval()
+            self.ref_model = load_causal_lm(self.model_path, precision=self.tcfg.precision).eval().to(self.engine.device)
             for p in self.ref_model.parameters():
                 p.requires_grad_(False)
         self.loss_cfg = PolicyLossConfig(
@@ -259,9 +259,10 @@ class RLTrainer:
         estimator = str(self.kl.get("reward_estimator", "k1"))
         for rows, lp, ref_lp in zip(micro_batches, policy, ref):
             t = min(lp.shape[1], ref_lp.shape[1])
-            lengths = torch.tensor([len(data.completion_ids[int(r)]) for r in rows])
-            mask = (torch.arange(t).unsqueeze(0) < lengths.unsqueeze(1)).to(lp.dtype)
-            out[rows] = masked_sum(kl_penalty(lp[:, :t].float(), ref_lp[:, :t].float(), estimator), mask, dim=-1).double()
+            lengths = torch.tensor([len(data.completion_ids[int(r)]) for r in rows], device=lp.device)
+            mask = (torch.arange(t, device=lp.device).unsqueeze(0) < lengths.unsqueeze(1)).to(lp.dtype)
+            kl = masked_sum(kl_penalty(lp[:, :t].float(), ref_lp[:, :t].float(), estimator), mask, dim=-1)
+            out[rows] = kl.double().cpu()
         if self.world > 1:
             torch.distributed.all_reduce(out)
         return out
@@ -303,7 +304,7 @@ class RLTrainer:
                                self.tokenizer.pad_token_id)
         lp, ent = response_logprobs(model, mb, temperature=temperature, with_entropy=with_entropy,
                                     autocast_dtype=self.autocast)
-        return lp, ent, mb.response_mask
+        return lp, ent, mb.response_mask.to(lp.device)
 
     @torch.no_grad()
     def _no_grad_logprobs(self, model, data: StepData, micro_batches: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -349,7 +350,7 @@ class RLTrainer:
                 def make(rows=rows, i=i):
                     lp, ent, mask = self._micro_logprobs(module, data, rows, with_entropy=True)
                     ref = None if ref_lps is None else ref_lps[i][:, : lp.shape[1]]
-                    return [policy_loss(lp, lp.detach(), adv_k[rows, j], mask, self.loss_cfg, ref_logprobs=ref,
+                    return [policy_loss(lp, lp.detach(), adv_k[rows, j].to(lp.device), mask, self.loss_cfg, ref_logprobs=ref,
                                         entropy=ent, normalizer=normalizer,
                                         max_response_length=int(self.cfg.sampling.max_new_tokens))[0]
                             for j in range(k)]
@@ -392,7 +393,7 @@ class RLTrainer:
                     t_u = lp.shape[1]
                     old = lp.detach() if old_lps is None else old_lps[u][:, :t_u]
                     ref = None if ref_lps is None else ref_lps[u][:, :t_u]
-                    loss, info = policy_loss(lp, old, adv[rows], mask, self.loss_cfg, ref_logprobs=ref, entropy=ent,
+                    loss, info = policy_loss(lp, old, adv[rows].to(lp.device), mask, self.loss_cfg, ref_logprobs=ref, entropy=ent,
                                              normalizer=norm, max_response_length=int(self.cfg.sampling.max_new_tokens))
                     self.engine.backward(loss, scale_wrt_gas=False)
                     if self.engine.is_gradient_accumulation_boundary() and self.engine.zero_optimization_stage() == 0:

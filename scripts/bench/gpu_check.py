@@ -109,6 +109,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--precision", choices=("bf16", "bf16_autocast", "fp32"), default=None,
                    help="trainer.precision (default bf16 on CUDA: DeepSpeed bf16 mode; fp32 on CPU)")
     p.add_argument("--algorithm", default="grpo_saw", help="conf/algorithm file (default grpo_saw)")
+    p.add_argument("--kl", default="none", help="conf/kl file: none (default), authors (reward KL of plain GRPO, "
+                                               "a reference model), uniform (a KL loss)")
     p.add_argument("--gradient-checkpointing", action="store_true",
                    help="trainer.gradient_checkpointing=true (and shared_prefix=false, which needs the KV cache)")
     p.add_argument("--torch-iters", type=int, default=3, help="iterations of the torch stage (default 3)")
@@ -454,7 +456,7 @@ class Check:
             "model=qwen2.5-1.5b", "model.source=hf", f"model.path={self.model_dir}", f"model.name=random-{a.shape}",
             "task=summarize", f"++task.aclsum_data_dir={self.data_dir}", f"task.max_prompt_length={a.max_prompt_length}",
             "rollout=hf", f"rollout.device={self.device}", f"rollout.max_model_len={max_len}",
-            f"rollout.batch_size={a.prompts * a.n}", "logger=none", "sft=none", "kl=none", f"algorithm={a.algorithm}",
+            f"rollout.batch_size={a.prompts * a.n}", "logger=none", "sft=none", f"kl={a.kl}", f"algorithm={a.algorithm}",
             f"trainer.total_steps={a.steps}", f"trainer.prompts_per_step={a.prompts}", f"sampling.n={a.n}",
             f"sampling.max_new_tokens={a.max_new_tokens}", f"trainer.micro_batch_size={a.micro_batch_size}",
             f"trainer.precision={precision}", "trainer.zero_stage=0", "trainer.val_every=0", "trainer.save_every=0",
