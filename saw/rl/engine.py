@@ -174,11 +174,14 @@ def _merged_lora(module):
             module.unmerge_adapter()
 
 
-def named_weights_for_sync(engine, dtype: torch.dtype | None = None) -> Iterator[tuple[str, torch.Tensor]]:
+def named_weights_for_sync(engine, dtype: torch.dtype | None = None,
+                           copy_to_cpu: bool = True) -> Iterator[tuple[str, torch.Tensor]]:
     """Full HF-named weights of the policy, one at a time (gathered under ZeRO-3, LoRA merged).
 
     Every rank must iterate it under ZeRO-3 (the gather is collective); tensors are yielded on
-    every rank and are detached CPU copies.
+    every rank: detached CPU copies, or with ``copy_to_cpu=False`` tensors on the policy's device
+    for an in-process engine to copy from (the parameters themselves, read-only; a device copy
+    under ZeRO-3, whose gathered parameter is released once the next one is gathered).
     """
     import deepspeed  # heavy optional: the training stack
 
@@ -192,4 +195,8 @@ def named_weights_for_sync(engine, dtype: torch.dtype | None = None) -> Iterator
             with ctx:
                 t = param.detach()
                 t = t.to(dtype) if dtype is not None else t
-                yield (_strip_peft_name(name) if is_peft else name), t.cpu().clone()
+                if copy_to_cpu:
+                    t = t.cpu().clone()
+                elif zero3 or is_peft:  # released after this context / un-merged after the loop
+                    t = t.clone()
+                yield (_strip_peft_name(name) if is_peft else name), t

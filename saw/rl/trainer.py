@@ -413,7 +413,8 @@ class RLTrainer:
     def sync_weights(self) -> float:
         """Push the policy's weights to the rollout engine(s); returns seconds."""
         t0 = time.perf_counter()
-        weights = named_weights_for_sync(self.engine)
+        # in-process engines copy from the policy's own device; the vLLM bytes path moves to CPU itself
+        weights = named_weights_for_sync(self.engine, copy_to_cpu=False)
         if self.rollout is not None:
             self.rollout.update_weights(weights)
         else:  # under ZeRO-3 the gather is collective: every rank walks the parameters
