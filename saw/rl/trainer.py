@@ -128,6 +128,8 @@ class RLTrainer:
             entropy_coef=float(self.tcfg.entropy_coef))
 
         self.colocated = str(self.tcfg.get("rollout_placement", "driver")) == "colocated"
+        # colocated: ranks of one tensor-parallel vLLM engine generate the same shard together
+        self.rollout_tp = int(cfg.rollout.get("tensor_parallel_size", 1) or 1) if str(cfg.rollout.engine) == "vllm" else 1
         self.rollout = None
         if self.rank == 0 or self.colocated:
             self.rollout = build_engine(self._rollout_settings(), self.model_path)
@@ -212,9 +214,11 @@ class RLTrainer:
         # a seed per step (not per engine call) keeps a resumed run on the same samples
         seed = int(self.cfg.seed) * 7919 + self.step if self.tcfg.get("seed_per_step", True) else None
         if self.colocated:
-            mine = [idx[i] for i in prompt_shard(n_prompts, self.world, self.rank)]
-            local = self._generate_and_score(mine, rank_seed(seed, self.world, self.rank))
-            return merge_shards(dist_utils.all_gather_object(local))
+            engines, engine = self.world // self.rollout_tp, self.rank // self.rollout_tp
+            mine = [idx[i] for i in prompt_shard(n_prompts, engines, engine)]
+            local = self._generate_and_score(mine, rank_seed(seed, engines, engine))
+            # every rank of a tensor-parallel group holds the same shard: keep one per engine
+            return merge_shards(dist_utils.all_gather_object(local)[:: self.rollout_tp])
         return dist_utils.broadcast_object(self._generate_and_score(idx, seed) if self.rank == 0 else None)
 
     def _generate_and_score(self, idx: list[int], seed: int | None) -> StepData:

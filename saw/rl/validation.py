@@ -89,6 +89,10 @@ def validate_config(cfg: Any, world_size: int = 1) -> None:
             prompt_shard(int(t.prompts_per_step), world_size, 0)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
+        tp = int(cfg.rollout.get("tensor_parallel_size", 1) or 1) if str(cfg.rollout.engine) == "vllm" else 1
+        if world_size % tp:
+            raise ConfigError(f"rollout.tensor_parallel_size={tp} does not divide the {world_size} ranks: colocated "
+                              "rollout runs one engine per group of tensor_parallel_size ranks")
     try:
         micro_layout(int(t.prompts_per_step), int(s.n), world_size, int(t.mini_batches), int(t.micro_batch_size),
                      bool(t.get("shared_prefix", False)))

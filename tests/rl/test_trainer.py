@@ -169,6 +169,10 @@ def test_colocated_rollout_needs_prompts_that_split_over_the_ranks(tiny_model_di
     with pytest.raises(ConfigError, match="prompts_per_step=3 cannot be split evenly over 2 ranks"):
         validate_config(make_cfg(tiny_model_dir, tmp_path, "trainer.rollout_placement=colocated",
                                  "trainer.prompts_per_step=3", "trainer.micro_batch_size=1", "sampling.n=4"), world_size=2)
+    with pytest.raises(ConfigError, match="tensor_parallel_size=2 does not divide the 3 ranks"):
+        validate_config(make_cfg(tiny_model_dir, tmp_path, "trainer.rollout_placement=colocated", "rollout=vllm",
+                                 "rollout.tensor_parallel_size=2", "trainer.prompts_per_step=3",
+                                 "trainer.micro_batch_size=1", "trainer.shared_prefix=false"), world_size=3)
     with pytest.raises(ConfigError, match="trainer.rollout_placement='everywhere' is not valid"):
         validate_config(make_cfg(tiny_model_dir, tmp_path, "trainer.rollout_placement=everywhere"))
 
