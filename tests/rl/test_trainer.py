@@ -226,20 +226,24 @@ def test_missing_model_and_unknown_algorithm_fail_before_writing(tiny_model_dir,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("zero_stage,placement,engine", [(0, "driver", "hf"), (3, "driver", "hf"), (0, "colocated", "hf"),
-                                                        (3, "colocated", "hf"), (0, "colocated", "vllm")])
+                                                        (3, "colocated", "hf"), (0, "colocated", "vllm"),
+                                                        (0, "colocated", "vllm-tp2")])
 def test_two_processes_stay_in_sync(zero_stage, placement, engine, tiny_model_dir, tmp_path):
     """torchrun with 2 CPU processes (gloo): both ranks end with identical parameters and computed
     identical advantages. Under ZeRO-3 the weights are gathered parameter by parameter for the
     rollout sync and the final save. Colocated: each rank generates with its own engine (vLLM's
-    engines join the training world through its external_launcher executor)."""
+    engines join the training world through its external_launcher executor), or both ranks drive
+    one tensor-parallel vLLM engine (vllm-tp2)."""
     out = tmp_path / "ddp"
-    port = 29517 + zero_stage + (10 if placement == "colocated" else 0) + (20 if engine == "vllm" else 0)
+    port = 29517 + zero_stage + (10 if placement == "colocated" else 0) + {"hf": 0, "vllm": 20, "vllm-tp2": 30}[engine]
     extra = [f"trainer.zero_stage={zero_stage}", f"trainer.rollout_placement={placement}"] + \
         (["trainer.shared_prefix=false"] if zero_stage == 3 else [])
-    if engine == "vllm":
+    if engine.startswith("vllm"):
         extra += ["rollout.max_model_len=256", "rollout.cpu_kvcache_gib=1", "rollout.threads=1"]
+    if engine == "vllm-tp2":
+        extra += ["rollout.tensor_parallel_size=2"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-           str(ROOT / "scripts" / "train.py"), "model=tiny", f"model.path={tiny_model_dir}", f"rollout={engine}",
+           str(ROOT / "scripts" / "train.py"), "model=tiny", f"model.path={tiny_model_dir}", f"rollout={engine.split('-')[0]}",
            "logger=none", "task=summarize", "task.max_train_records=16", "task.max_eval_records=4",
            "task.rewards=[{name: summary_quality}, {name: summary_conciseness, budget_words: 3}]",
            "trainer.total_steps=2", "trainer.prompts_per_step=2", "sampling.n=4", "sampling.max_new_tokens=12",
@@ -254,7 +258,7 @@ def test_two_processes_stay_in_sync(zero_stage, placement, engine, tiny_model_di
     assert all(r["dist/param_sum_spread"] == 0.0 for r in rows)
     assert all(r["dist/advantage_sum_spread"] == 0.0 for r in rows)
     per_rank = [key for key in rows[0] if key.startswith("perf/rank")]
-    if placement == "colocated":  # both engines generated: throughput of each
+    if placement == "colocated" and engine != "vllm-tp2":  # both engines generated: throughput of each
         assert sorted(per_rank) == ["perf/rank0/rollout_tokens_per_s", "perf/rank1/rollout_tokens_per_s"]
         assert all(r[key] > 0 for r in rows for key in per_rank)
     else:
