@@ -1,7 +1,7 @@
 """Step time of one rank against two ranks on the same work: driver rollout (rank 0 generates the
 whole step) and colocated rollout (each rank generates its half), each run as a real training job.
 
-    python scripts/bench/ranks.py                          # tiny random model, hf engine (~3 min on 2 cores)
+    python scripts/bench/ranks.py                          # random 4 x 512 Llama, hf engine (~2 min on 2 cores)
     python scripts/bench/ranks.py --model PATH --engine vllm --steps 4 --prompts 8
 
 Every layout gets the same prompts per step, samples per prompt, max new tokens and steps; the
@@ -61,12 +61,14 @@ def run_layout(args, model: str, ranks: int, placement: str, out: Path, port: in
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", help="HF model folder (default: a tiny random Llama, 2 layers x 256)")
+    ap.add_argument("--model", help="HF model folder (default: a random Llama of --layers x --hidden)")
+    ap.add_argument("--hidden", type=int, default=512, help="hidden size of the default random model")
+    ap.add_argument("--layers", type=int, default=4, help="layers of the default random model")
     ap.add_argument("--engine", default="hf", choices=("hf", "vllm"))
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--prompts", type=int, default=8)
     ap.add_argument("--n", type=int, default=4)
-    ap.add_argument("--max-new-tokens", type=int, default=48)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=None, help="torch threads per rank (default: cores / ranks)")
     args = ap.parse_args()
     if args.steps < 2:
@@ -76,7 +78,7 @@ def main() -> None:
         if model is None:
             from saw.models.tiny import build_tiny_model
 
-            model = str(build_tiny_model(Path(tmp) / "model", hidden_size=256, num_layers=2))
+            model = str(build_tiny_model(Path(tmp) / "model", hidden_size=args.hidden, num_layers=args.layers))
         print(f"model {model}, engine {args.engine}, {args.prompts} prompts x {args.n} samples x "
               f"{args.max_new_tokens} new tokens, {args.steps} steps per layout, {os.cpu_count()} cores")
         table = []
