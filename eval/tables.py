@@ -12,6 +12,7 @@
   vs gdpo, *_gradient likewise) in percent of the host's step time, and in the advantage phase.
 - Training curves: per method, each reward's batch mean at the first and the last logged step
   and the change between them (mean over seeds), i.e. the endpoints of the reward curves.
+- Paired: each dynamic weighting minus its host, seed by seed (the same prompts).
 
 The markdown report (:func:`markdown_report`) puts the SAW paper's numbers (eval/paper.py)
 beside ours, clearly labelled, and says when the runs are the embedded smoke-scale setup.
@@ -387,13 +388,72 @@ def training_table(runs: Sequence[Run], task: str) -> Table | None:
                     Column(f"{name}_final5", f"{name} final-5 mean", lambda r, key=key: tail_mean(r, key), 1.0, 3)]
     for name in names:
         if any(r.series(f"val/{name}")[0] for rs in groups.values() for r in rs):
-            columns.append(Column(f"val_{name}_last", f"val {name} last", at(f"val/{name}", True), 1.0, 3))
+            columns += [Column(f"val_{name}_first", f"val {name} first", at(f"val/{name}", False), 1.0, 3),
+                        Column(f"val_{name}_last", f"val {name} last", at(f"val/{name}", True), 1.0, 3)]
     columns.append(Column("steps", "Steps", lambda r: float(len(r.series("time/step")[0])) or None, 1.0, 0))
     notes = ["Batch mean of each training reward (the rollout samples of that step, temperature as "
              "configured) at the first and the last logged step, last - first, and the mean of the final 5 "
-             "steps; 'val' is the greedy validation mean at the last validation; mean ± sample std over "
+             "steps; 'val' is the greedy validation mean at the first (step 0 with trainer.val_before_train) and the "
+             "last validation; mean ± sample std over "
              "seeds. Single-step values of small batches are noisy: read the curves (figures) for trends."]
     return build_table(f"training_{task}", f"Training rewards, first and last step ({task})", groups, columns, notes)
+
+
+@dataclass
+class SeedPair:
+    """A weighted run and its host's run of the same experiment and seed (the same prompts)."""
+
+    run: Run
+    host: Run
+
+    @property
+    def finished(self) -> bool:
+        return self.run.finished and self.host.finished
+
+
+def paired_table(runs: Sequence[Run], task: str) -> Table | None:
+    """Each dynamic weighting minus its host (``HOST_OF``), seed by seed: the mean of the final 5
+    training steps and the last greedy validation of each reward, mean +- std over the seeds both
+    ran, and the share of seeds where the weighting is higher. None without such pairs."""
+    by_key = {(r.experiment, r.algorithm, r.seed): r for r in runs if r.task == task and r.metrics}
+    groups: dict[GroupKey, list[SeedPair]] = {}
+    for (experiment, algorithm, seed), run in sorted(by_key.items()):
+        host = by_key.get((experiment, HOST_OF.get(algorithm, ""), seed))
+        if host is not None:
+            groups.setdefault((experiment, algorithm), []).append(SeedPair(run, host))
+    if not groups:
+        return None
+    names: list[str] = []
+    for pairs in groups.values():
+        for pair in pairs:
+            names += [n for n in pair.run.reward_names() if n not in names]
+
+    def diff(read: Callable[[Run], float | None]) -> Callable[[SeedPair], float | None]:
+        def value(pair: SeedPair) -> float | None:
+            a, b = read(pair.run), read(pair.host)
+            return None if a is None or b is None else a - b
+        return value
+
+    def higher(read: Callable[[Run], float | None]) -> Callable[[SeedPair], float | None]:
+        def value(pair: SeedPair) -> float | None:
+            d = diff(read)(pair)
+            return None if d is None else float(d > 0)
+        return value
+
+    columns: list[Column] = []
+    for name in names:
+        final5 = lambda r, key=f"reward/{name}/mean": tail_mean(r, key)  # noqa: E731
+        columns += [Column(f"{name}_final5_diff", f"{name} final-5 Δ", diff(final5), 1.0, 3),
+                    Column(f"{name}_final5_higher", f"{name} final-5 share higher", higher(final5), 1.0, 2)]
+        if any(pair.run.series(f"val/{name}")[0] for pairs in groups.values() for pair in pairs):
+            val = lambda r, key=f"val/{name}": endpoint(r, key, True)  # noqa: E731
+            columns += [Column(f"val_{name}_diff", f"val {name} Δ", diff(val), 1.0, 3),
+                        Column(f"val_{name}_higher", f"val {name} share higher", higher(val), 1.0, 2)]
+    notes = ["Weighted run minus its host's run of the same seed (both saw the same prompts in the same order); "
+             "mean ± sample std over the seeds both ran ('Seeds'); 'share higher': seeds where the weighted run "
+             "is above its host. With n seeds, a mean difference inside about 2·std/√n of zero is within seed "
+             "noise."]
+    return build_table(f"paired_{task}", f"Weighting minus host, per seed ({task})", groups, columns, notes)
 
 
 # ----------------------------------------------------------------------------- paper numbers
@@ -422,7 +482,7 @@ def all_tables(runs: Sequence[Run]) -> list[Table]:
     """Table 1, Table 2 and a training-curve and an overhead table per task, for the tasks present in ``runs``."""
     tables = [t for t in (toolcall_table(runs), summarize_table(runs)) if t is not None]
     for task in sorted({r.task for r in runs}):
-        for make in (training_table, overhead_table):
+        for make in (training_table, paired_table, overhead_table):
             t = make(runs, task)
             if t is not None:
                 tables.append(t)

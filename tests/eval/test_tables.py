@@ -14,7 +14,7 @@ import pytest
 from eval import paper
 from eval.runs import load_runs
 from eval.tables import (format_mean_std, mean_std, median_phase_time, overhead_table, summarize_table, toolcall_table,
-                         training_table)
+                         training_table, paired_table)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -243,4 +243,17 @@ def test_final_window_and_validation_columns(synthetic_runs):
     rows = csv_rows(training_table(runs, "toolcall").csv())
     assert float(rows["grpo"]["toolcall_format_final5_mean"]) == pytest.approx((4 + 5 + 6 + 7 + 8) / 5)
     assert float(rows["grpo"]["val_toolcall_format_last_mean"]) == pytest.approx(0.6)  # step 6
+    assert float(rows["grpo"]["val_toolcall_format_first_mean"]) == pytest.approx(0.3)  # step 3
     assert "val_toolcall_correctness_last_mean" not in rows["grpo"]
+
+
+def test_paired_table_by_hand(synthetic_runs):
+    runs = load_runs([synthetic_runs])
+    rows = csv_rows(paired_table(runs, "toolcall").csv())
+    assert list(rows) == ["grpo_saw"]  # grpo has no host; base has no metrics
+    # final-5 means: seed 0 saw 0.2 vs grpo 0.2 (offsets 0, 0) -> 0; seed 1 saw +0.1 vs grpo +0.2 -> -0.1
+    assert float(rows["grpo_saw"]["toolcall_format_final5_diff_mean"]) == pytest.approx(-0.05)
+    assert float(rows["grpo_saw"]["toolcall_format_final5_diff_std"]) == pytest.approx(math.sqrt(0.005))
+    assert float(rows["grpo_saw"]["toolcall_format_final5_higher_mean"]) == 0.0
+    assert int(rows["grpo_saw"]["n_runs"]) == 2
+    assert paired_table(runs, "summarize") is None  # grpo and gdpo_saw: no weighting with its host
