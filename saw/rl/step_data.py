@@ -76,6 +76,13 @@ def merge_shards(parts: list[StepData]) -> StepData:
         rank_rollout_tokens_per_s=per_rank)
 
 
+def rollout_tensor_parallel(rollout_cfg) -> int:
+    """Ranks per rollout engine under colocated rollout: vLLM's ``tensor_parallel_size``, else 1."""
+    if str(rollout_cfg.get("engine", "vllm")) != "vllm":
+        return 1
+    return int(rollout_cfg.get("tensor_parallel_size", 1) or 1)
+
+
 def rank_seed(step_seed: int | None, world: int, rank: int) -> int | None:
     """The sampling seed of ``rank``'s shard: distinct per rank, and the step seed itself on one rank."""
     return None if step_seed is None else step_seed * world + rank

@@ -50,7 +50,7 @@ from saw.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoin
 from saw.rl.engine import (autocast_dtype, build_policy, current_grad_norm, grad_norm, load_causal_lm,
                            named_weights_for_sync, select_parameters)
 from saw.rl.logprobs import build_token_batch, response_logprobs, shared_prefix_logprobs
-from saw.rl.step_data import StepData, merge_shards, prompt_shard, rank_seed
+from saw.rl.step_data import StepData, merge_shards, prompt_shard, rank_seed, rollout_tensor_parallel
 from saw.core.io import MetricsWriter
 from saw.rl.metrics import reward_stats, tensor_stats
 from saw.rl.tracking import Tracker
@@ -129,7 +129,7 @@ class RLTrainer:
 
         self.colocated = str(self.tcfg.get("rollout_placement", "driver")) == "colocated"
         # colocated: ranks of one tensor-parallel vLLM engine generate the same shard together
-        self.rollout_tp = int(cfg.rollout.get("tensor_parallel_size", 1) or 1) if str(cfg.rollout.engine) == "vllm" else 1
+        self.rollout_tp = rollout_tensor_parallel(cfg.rollout)
         self.rollout = None
         if self.rank == 0 or self.colocated:
             self.rollout = build_engine(self._rollout_settings(), self.model_path)
@@ -225,6 +225,7 @@ class RLTrainer:
         """n completions of each training record in ``idx`` from this rank's engine, scored."""
         prompt_ids = self._encode(idx, self.task.train)
         batch = self.rollout.generate(prompt_ids, self._sampling(seed=seed))
+        self.rollout.release_memory()  # vLLM sleep mode: the update gets the engine's GPU memory
         records = [self.task.train[idx[s.group_id]] for s in batch.samples]
         t0 = time.perf_counter()
         rewards = self.score(batch.texts, records)

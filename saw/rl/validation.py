@@ -20,7 +20,7 @@ from saw.algo.weighting import build_weighting
 from saw.core.config import to_plain, to_plain_value
 from saw.rl.batches import micro_layout
 from saw.rl.engine import PRECISIONS, SCHEDULES
-from saw.rl.step_data import PLACEMENTS, prompt_shard
+from saw.rl.step_data import PLACEMENTS, prompt_shard, rollout_tensor_parallel
 
 
 class ConfigError(ValueError):
@@ -89,7 +89,7 @@ def validate_config(cfg: Any, world_size: int = 1) -> None:
             prompt_shard(int(t.prompts_per_step), world_size, 0)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
-        tp = int(cfg.rollout.get("tensor_parallel_size", 1) or 1) if str(cfg.rollout.engine) == "vllm" else 1
+        tp = rollout_tensor_parallel(cfg.rollout)
         if world_size % tp:
             raise ConfigError(f"rollout.tensor_parallel_size={tp} does not divide the {world_size} ranks: colocated "
                               "rollout runs one engine per group of tensor_parallel_size ranks")
