@@ -66,7 +66,7 @@ overhead: $(STAMP) ## +SAW vs +Gradient per-step cost: 6 methods on embedded_too
 	$(PY) scripts/make_tables.py "outputs/embedded_toolcall/toolcall-*-s0" --out results/overhead --no-figures
 	@cat results/overhead/overhead_toolcall.md
 
-testbed: $(STAMP) ## synthetic multi-objective testbed: every weighting x 20 seeds (mechanism instrument, ~8 min on 2 cores)
+testbed: $(STAMP) ## synthetic multi-objective testbed: every weighting x 20 seeds (mechanism instrument, 2.5-8 min on 2 cores)
 	$(PY) scripts/testbed.py --out results/testbed
 
 ENTITY ?=
