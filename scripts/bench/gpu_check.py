@@ -53,8 +53,8 @@ import sys
 import tempfile
 import time
 import traceback
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,6 +158,18 @@ def resolve_defaults(args: argparse.Namespace, device: str) -> None:
 
 
 # ============================================================================ helpers
+TRAIN_MODULES = ("deepspeed", "hydra", "omegaconf")  # the train stage's stack (the wheelhouse installs them)
+
+
+def import_problem(module: str) -> str | None:
+    """None when ``module`` imports, else the reason (exception type and message)."""
+    try:
+        __import__(module)
+    except Exception as exc:  # noqa: BLE001 - reported: missing optional packages decide the stages
+        return f"{type(exc).__name__}: {str(exc)[:200]}"
+    return None
+
+
 def say(stage: str, message: str) -> None:
     print(f"[{stage}] {message}", flush=True)
 
@@ -330,11 +342,13 @@ def load_records(data_dir: Path) -> list[dict]:
     return load_aclsum_split("train", {"aclsum_data_dir": str(data_dir)})
 
 
-def prompt_ids(tokenizer, record: dict, limit: int) -> list[int]:
-    """The record's chat-templated prompt ids, cut from the left to ``limit`` (as Task.encode_prompt)."""
+def prompt_ids(tokenizer, record: dict, limit: int | None = None) -> list[int]:
+    """The record's chat-templated prompt ids, cut from the left to ``limit`` (as Task.encode_prompt;
+    None: the whole prompt)."""
     from saw.core.tokens import chat_template_ids
 
-    return chat_template_ids(tokenizer, record["prompt"])[-limit:]
+    ids = chat_template_ids(tokenizer, record["prompt"])
+    return ids if limit is None else ids[-limit:]
 
 
 # ============================================================================ the check
@@ -407,14 +421,12 @@ class Check:
         info["cpu_threads"] = torch.get_num_threads()
         for module in ("transformers", "tokenizers", "safetensors", "deepspeed", "hydra", "omegaconf", "pydantic",
                        "nltk", "rouge_score"):
-            try:
-                mod = __import__(module)
-                info[module] = getattr(mod, "__version__", "?")
-            except Exception as exc:  # noqa: BLE001 - reported: missing optional packages decide the stages
-                info[module] = f"NOT IMPORTABLE ({type(exc).__name__}: {str(exc)[:200]})"
+            problem = import_problem(module)
+            info[module] = (f"NOT IMPORTABLE ({problem})" if problem
+                            else getattr(sys.modules[module], "__version__", "?"))
         for key, value in info.items():
             say("env", f"{key}: {value}")
-        missing = [m for m in ("deepspeed", "hydra", "omegaconf") if str(info[m]).startswith("NOT IMPORTABLE")]
+        missing = [m for m in TRAIN_MODULES if str(info[m]).startswith("NOT IMPORTABLE")]
         if missing:
             say("env", f"WARNING: {', '.join(missing)} do(es) not import: the train stage cannot run; the torch stage "
                        "(a plain torch update) reports instead")
@@ -434,7 +446,7 @@ class Check:
         from transformers import AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(self.model_dir)
-        lengths = [len(prompt_ids(tok, r, 10**9)) for r in self.records]
+        lengths = [len(prompt_ids(tok, r)) for r in self.records]
         probe = tok.decode(list(range(info["tokenizer_ids"] - 5, info["tokenizer_ids"])), skip_special_tokens=True)
         if not probe.strip():
             raise RuntimeError("the highest token ids decode to empty text: the tokenizer padding did not work")
@@ -501,12 +513,7 @@ class Check:
             RLTrainer.train_step = original
 
     def stage_train(self) -> dict[str, Any]:
-        missing = []
-        for module in ("omegaconf", "hydra", "deepspeed"):
-            try:
-                __import__(module)
-            except Exception as exc:  # noqa: BLE001 - reported below
-                missing.append(f"{module} ({type(exc).__name__}: {str(exc)[:200]})")
+        missing = [f"{m} ({problem})" for m in TRAIN_MODULES if (problem := import_problem(m))]
         if missing:
             raise RuntimeError("the training path needs " + ", ".join(missing) + "; scripts/gpu_check.sh installs them "
                                "from .gpu_wheels/ (bash scripts/gpu_wheels.sh builds it)")

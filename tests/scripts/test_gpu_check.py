@@ -67,6 +67,16 @@ def test_bad_arguments_are_refused(gc, argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+def test_train_stage_names_the_package_that_does_not_import(gc, monkeypatch):
+    assert gc.import_problem("json") is None
+    monkeypatch.setitem(sys.modules, "deepspeed", None)  # any import of it now fails
+    assert "deepspeed" in gc.import_problem("deepspeed")
+    check = gc.Check.__new__(gc.Check)  # the stage refuses before it reads anything else
+    check.args = gc.parse_args(["--shape", "tiny", "--stages", "train"])
+    with pytest.raises(RuntimeError, match=r"the training path needs deepspeed \(ModuleNotFoundError.*gpu_wheels.sh"):
+        check.stage_train()
+
+
 def test_padded_tokenizer_decodes_every_id(gc):
     """Ids past the trained vocabulary decode to words (plain tokenizers drops them: empty text)."""
     tok, trained = gc.build_tokenizer(1024)
