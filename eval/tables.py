@@ -435,8 +435,10 @@ def paired_table(runs: Sequence[Run], task: str) -> Table | None:
         return value
 
     def higher(read: Callable[[Run], float | None]) -> Callable[[SeedPair], float | None]:
+        difference = diff(read)
+
         def value(pair: SeedPair) -> float | None:
-            d = diff(read)(pair)
+            d = difference(pair)
             return None if d is None else float(d > 0)
         return value
 
