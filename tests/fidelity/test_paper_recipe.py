@@ -58,9 +58,9 @@ def test_toolcall_recipe_is_the_authors(experiment, algorithm):
     assert a["weighting"] == ("saw" if algorithm.endswith("_saw") else "static")
     assert c["task"]["rewards"] == ["toolcall_format", "toolcall_correctness"]
     # ppo_trainer.yaml:14 hybrid_engine (a vLLM rollout on every GPU), train_gdpo.sh:19 TP 1, :64 memory 0.6,
-    # ppo_trainer.yaml:73 free_cache_engine (the cache is released while the actor updates)
+    # ppo_trainer.yaml:73 free_cache_engine (the cache is released while the actor updates), :72 enforce_eager
     r = c["rollout"]
-    assert t["rollout_placement"] == "colocated" and r["in_process"] is True
+    assert t["rollout_placement"] == "colocated" and r["in_process"] is True and r["enforce_eager"] is True
     assert (r["tensor_parallel_size"], r["gpu_memory_utilization"], r["sleep_between_steps"]) == (1, 0.6, True)
 
 
